@@ -1,0 +1,225 @@
+"""The table of scalar (elementwise) operations.
+
+Adding an elementwise function is one `ScalarOp` row: its name, arity, numpy implementation,
+C expression, CUDA expression where it differs from C, and gradient.  `Elemwise` (and later
+fusion, codegen and autodiff) read these rows; nothing else lists elementwise math.
+
+`c` is a format string over the input expressions `{0}, {1}, ...`.  `grad(inputs, out, gz)`
+returns one symbolic gradient per input (None: not differentiable there) built from tensor
+Ops; broadcasting and dtype are handled by `Elemwise.L_op`, not by each row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class ScalarOp:
+    name: str
+    nin: int
+    impl: Callable
+    c: str
+    grad: Callable | None = field(default=None, repr=False)
+    cuda: str | None = None
+    #: "float": integer inputs are promoted to a float result, as numpy's ufuncs do
+    #: "bool": the result is boolean (comparisons, predicates)
+    #: "same": the result has the inputs' promoted dtype
+    kind: str = "same"
+    #: symbolic form for pprint: an infix operator, or None for `name(args)`
+    infix: str | None = None
+
+    def __str__(self):
+        return self.name
+
+    def __eq__(self, other):
+        return isinstance(other, ScalarOp) and other.name == self.name
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def out_dtype(self, dtypes) -> str:
+        return _out_dtype(self, tuple(dtypes))
+
+
+_dtype_cache: dict = {}
+
+
+def _out_dtype(op, dtypes):
+    key = (op.name, dtypes)
+    r = _dtype_cache.get(key)
+    if r is None:
+        with np.errstate(all="ignore"):
+            r = np.asarray(op.impl(*[np.ones(1, d) for d in dtypes])).dtype.name
+        _dtype_cache[key] = r
+    return r
+
+
+TABLE: dict[str, ScalarOp] = {}
+
+
+def register(op: ScalarOp) -> ScalarOp:
+    if op.name in TABLE:
+        raise ValueError(f"scalar op {op.name} is already registered")
+    TABLE[op.name] = op
+    return op
+
+
+# numpy implementations numpy does not have under that name -------------------------------
+
+def float_dtype(dtype) -> np.dtype:
+    """The dtype numpy's transcendental ufuncs give for `dtype` (int8 -> float16, int32 ->
+    float64, float32 -> float32)."""
+    return np.exp(np.zeros(0, dtype)).dtype
+
+
+def _sigmoid(x):
+    x = np.asarray(x)
+    x = x.astype(float_dtype(x.dtype), copy=False)
+    e = np.exp(-np.abs(x))  # stable in both tails: exp of a non-positive number only
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _softplus(x):
+    x = np.asarray(x)
+    x = x.astype(float_dtype(x.dtype), copy=False)
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))  # log(1 + exp(x)), stable
+
+
+def _libm(fn):
+    """A numpy version of a libm function numpy lacks (erf, erfc), exact to libm."""
+    vec = np.vectorize(fn, otypes=[np.float64])
+
+    def impl(x):
+        x = np.asarray(x)
+        dt = float_dtype(x.dtype)
+        return vec(x).astype(dt, copy=False) if x.size else np.zeros(x.shape, dt)
+
+    return impl
+
+
+def _sqr(x):
+    return np.multiply(x, x)
+
+
+def _zero(T, x):
+    return T.zeros_like(x)
+
+
+# the table ------------------------------------------------------------------------------
+# grad(T, inputs, out, gz): T is the module of tensor-level elementwise functions.
+
+_rows = [
+    # arithmetic
+    ScalarOp("add", 2, np.add, "({0} + {1})", lambda T, i, o, g: [g, g], infix="+"),
+    ScalarOp("sub", 2, np.subtract, "({0} - {1})", lambda T, i, o, g: [g, -g], infix="-"),
+    ScalarOp("mul", 2, np.multiply, "({0} * {1})",
+             lambda T, i, o, g: [g * i[1], g * i[0]], infix="*"),
+    ScalarOp("true_divide", 2, np.true_divide, "((double){0} / {1})",
+             lambda T, i, o, g: [g / i[1], -g * o / i[1]], infix="/", kind="float"),
+    ScalarOp("floor_divide", 2, np.floor_divide, "ts_floordiv({0}, {1})",
+             lambda T, i, o, g: [_zero(T, i[0]), _zero(T, i[1])], infix="//"),
+    ScalarOp("mod", 2, np.mod, "ts_mod({0}, {1})",
+             lambda T, i, o, g: [g, -g * T.floor_divide(i[0], i[1])], infix="%"),
+    ScalarOp("power", 2, np.power, "pow({0}, {1})",
+             lambda T, i, o, g: [g * i[1] * T.power(i[0], i[1] - 1),
+                                 g * o * T.log(T.where(T.eq(i[0], 0), 1, i[0]))], infix="**"),
+    ScalarOp("neg", 1, np.negative, "(-{0})", lambda T, i, o, g: [-g], infix="-"),
+    ScalarOp("abs", 1, np.abs, "fabs({0})", lambda T, i, o, g: [g * T.sign(i[0])]),
+    ScalarOp("sign", 1, np.sign, "ts_sign({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("reciprocal", 1, np.reciprocal, "(1.0 / {0})",
+             lambda T, i, o, g: [-g * o * o], kind="float"),
+    ScalarOp("sqr", 1, _sqr, "({0} * {0})", lambda T, i, o, g: [g * 2 * i[0]]),
+    ScalarOp("sqrt", 1, np.sqrt, "sqrt({0})", lambda T, i, o, g: [g * 0.5 / o], kind="float"),
+    ScalarOp("maximum", 2, np.maximum, "ts_max({0}, {1})",
+             lambda T, i, o, g: [g * T.ge(i[0], i[1]), g * T.lt(i[0], i[1])]),
+    ScalarOp("minimum", 2, np.minimum, "ts_min({0}, {1})",
+             lambda T, i, o, g: [g * T.le(i[0], i[1]), g * T.gt(i[0], i[1])]),
+    ScalarOp("clip", 3, np.clip, "ts_clip({0}, {1}, {2})",
+             lambda T, i, o, g: [g * (T.ge(i[0], i[1]) & T.le(i[0], i[2])),
+                                 g * T.lt(i[0], i[1]), g * T.gt(i[0], i[2])]),
+    ScalarOp("where", 3, np.where, "({0} ? {1} : {2})",
+             lambda T, i, o, g: [None, T.where(i[0], g, 0), T.where(i[0], 0, g)]),
+    # exponentials and logarithms
+    ScalarOp("exp", 1, np.exp, "exp({0})", lambda T, i, o, g: [g * o], kind="float"),
+    ScalarOp("exp2", 1, np.exp2, "exp2({0})",
+             lambda T, i, o, g: [g * o * math.log(2)], kind="float"),
+    ScalarOp("expm1", 1, np.expm1, "expm1({0})", lambda T, i, o, g: [g * (o + 1)], kind="float"),
+    ScalarOp("log", 1, np.log, "log({0})", lambda T, i, o, g: [g / i[0]], kind="float"),
+    ScalarOp("log2", 1, np.log2, "log2({0})",
+             lambda T, i, o, g: [g / (i[0] * math.log(2))], kind="float"),
+    ScalarOp("log10", 1, np.log10, "log10({0})",
+             lambda T, i, o, g: [g / (i[0] * math.log(10))], kind="float"),
+    ScalarOp("log1p", 1, np.log1p, "log1p({0})", lambda T, i, o, g: [g / (1 + i[0])], kind="float"),
+    ScalarOp("sigmoid", 1, _sigmoid, "ts_sigmoid({0})",
+             lambda T, i, o, g: [g * o * (1 - o)], kind="float"),
+    ScalarOp("softplus", 1, _softplus, "ts_softplus({0})",
+             lambda T, i, o, g: [g * T.sigmoid(i[0])], kind="float"),
+    ScalarOp("erf", 1, _libm(math.erf), "erf({0})",
+             lambda T, i, o, g: [g * (2 / math.sqrt(math.pi)) * T.exp(-i[0] * i[0])], kind="float"),
+    ScalarOp("erfc", 1, _libm(math.erfc), "erfc({0})",
+             lambda T, i, o, g: [g * (-2 / math.sqrt(math.pi)) * T.exp(-i[0] * i[0])], kind="float"),
+    # trigonometry
+    ScalarOp("sin", 1, np.sin, "sin({0})", lambda T, i, o, g: [g * T.cos(i[0])], kind="float"),
+    ScalarOp("cos", 1, np.cos, "cos({0})", lambda T, i, o, g: [-g * T.sin(i[0])], kind="float"),
+    ScalarOp("tan", 1, np.tan, "tan({0})", lambda T, i, o, g: [g * (1 + o * o)], kind="float"),
+    ScalarOp("arcsin", 1, np.arcsin, "asin({0})",
+             lambda T, i, o, g: [g / T.sqrt(1 - i[0] * i[0])], kind="float"),
+    ScalarOp("arccos", 1, np.arccos, "acos({0})",
+             lambda T, i, o, g: [-g / T.sqrt(1 - i[0] * i[0])], kind="float"),
+    ScalarOp("arctan", 1, np.arctan, "atan({0})",
+             lambda T, i, o, g: [g / (1 + i[0] * i[0])], kind="float"),
+    ScalarOp("arctan2", 2, np.arctan2, "atan2({0}, {1})",
+             lambda T, i, o, g: [g * i[1] / (i[0] * i[0] + i[1] * i[1]),
+                                 -g * i[0] / (i[0] * i[0] + i[1] * i[1])], kind="float"),
+    ScalarOp("sinh", 1, np.sinh, "sinh({0})", lambda T, i, o, g: [g * T.cosh(i[0])], kind="float"),
+    ScalarOp("cosh", 1, np.cosh, "cosh({0})", lambda T, i, o, g: [g * T.sinh(i[0])], kind="float"),
+    ScalarOp("tanh", 1, np.tanh, "tanh({0})", lambda T, i, o, g: [g * (1 - o * o)], kind="float"),
+    # rounding
+    ScalarOp("floor", 1, np.floor, "floor({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("ceil", 1, np.ceil, "ceil({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("round", 1, np.round, "nearbyint({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("trunc", 1, np.trunc, "trunc({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    # comparisons and predicates (not differentiable: their outputs are booleans)
+    ScalarOp("lt", 2, np.less, "({0} < {1})", infix="<", kind="bool"),
+    ScalarOp("le", 2, np.less_equal, "({0} <= {1})", infix="<=", kind="bool"),
+    ScalarOp("gt", 2, np.greater, "({0} > {1})", infix=">", kind="bool"),
+    ScalarOp("ge", 2, np.greater_equal, "({0} >= {1})", infix=">=", kind="bool"),
+    ScalarOp("eq", 2, np.equal, "({0} == {1})", infix="==", kind="bool"),
+    ScalarOp("neq", 2, np.not_equal, "({0} != {1})", infix="!=", kind="bool"),
+    ScalarOp("isnan", 1, np.isnan, "isnan({0})", kind="bool"),
+    ScalarOp("isinf", 1, np.isinf, "isinf({0})", kind="bool"),
+    # bitwise on integers, logical on booleans (numpy's & | ^ ~)
+    ScalarOp("and_", 2, np.bitwise_and, "({0} & {1})", infix="&"),
+    ScalarOp("or_", 2, np.bitwise_or, "({0} | {1})", infix="|"),
+    ScalarOp("xor", 2, np.bitwise_xor, "({0} ^ {1})", infix="^"),
+    ScalarOp("invert", 1, np.invert, "ts_invert({0})", infix="~"),
+]
+for _r in _rows:
+    register(_r)
+
+CAST_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+               "float16", "float32", "float64", "complex64", "complex128")
+C_TYPES = {"bool": "npy_bool", "int8": "npy_int8", "int16": "npy_int16", "int32": "npy_int32",
+           "int64": "npy_int64", "uint8": "npy_uint8", "uint16": "npy_uint16",
+           "uint32": "npy_uint32", "uint64": "npy_uint64", "float16": "npy_half",
+           "float32": "npy_float32", "float64": "npy_float64", "complex64": "npy_complex64",
+           "complex128": "npy_complex128"}
+
+
+def _cast_row(dtype):
+    def impl(x):
+        return np.asarray(x).astype(dtype)
+
+    def grad(T, i, o, g):
+        return [T.cast(g, i[0].dtype)] if i[0].dtype[0] in "fc" and dtype[0] in "fc" else [None]
+
+    return ScalarOp(f"cast_{dtype}", 1, impl, f"(({C_TYPES[dtype]}){{0}})", grad)
+
+
+for _d in CAST_DTYPES:
+    register(_cast_row(_d))

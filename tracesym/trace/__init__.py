@@ -1,0 +1,1 @@
+"""Variables, Apply nodes, the graph, tracing, `function` and `@compile`."""
