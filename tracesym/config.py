@@ -11,10 +11,11 @@ from __future__ import annotations
 import configparser
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownFlagError
 
 
 def _choice(*allowed):
@@ -71,6 +72,8 @@ class Config:
             setattr(self, k, v)
 
     def __getattr__(self, name):
+        if name.startswith("_"):  # copy/pickle probing: not a flag
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
@@ -97,7 +100,8 @@ class Config:
             self._values.update(old)
 
     def snapshot(self) -> "Config":
-        """A frozen copy, handed to a compiling function so later changes do not leak in."""
+        """An independent copy, handed to a compiling function so later changes do not leak
+        in."""
         return Config(dict(self._values))
 
     def key(self) -> tuple:
@@ -107,8 +111,9 @@ class Config:
         return "Config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
 
 
-def _unknown(name):
-    return ConfigError(f"unknown config flag {name!r}; known flags: {', '.join(sorted(FLAGS))}")
+def _unknown(name, where=""):
+    return UnknownFlagError(f"{where}unknown config flag {name!r}; known flags: "
+                            f"{', '.join(sorted(FLAGS))}")
 
 
 def parse_flags(text: str, source: str) -> dict:
@@ -119,7 +124,7 @@ def parse_flags(text: str, source: str) -> dict:
             raise ConfigError(f"{source}: expected name=value, got {item!r}")
         k, v = (s.strip() for s in item.split("=", 1))
         if k not in FLAGS:
-            raise ConfigError(f"{source}: {_unknown(k)}")
+            raise _unknown(k, f"{source}: ")
         out[k] = v
     return out
 
@@ -128,24 +133,42 @@ def read_rc(path: str) -> dict:
     """Read a config file: an INI file whose `[global]` section holds `name = value` lines."""
     if not os.path.isfile(path):
         return {}
-    cp = configparser.ConfigParser()
+    cp = configparser.ConfigParser(interpolation=None)
     cp.optionxform = str
-    cp.read(path)
+    try:
+        cp.read(path, encoding="utf-8")
+    except configparser.Error as e:
+        raise ConfigError(f"{path}: cannot parse the config file: {e}") from None
     out = {}
     for section in cp.sections():
+        if section != "global":
+            raise ConfigError(f"{path}: unknown section [{section}]; put flags under [global]")
         for k, v in cp.items(section):
             if k not in FLAGS:
-                raise ConfigError(f"{path} [{section}]: {_unknown(k)}")
+                raise _unknown(k, f"{path} [{section}]: ")
             out[k] = v
     return out
 
 
-def load(environ=os.environ) -> Config:
-    """The configuration at import: defaults, then the config file, then TRACESYM_FLAGS."""
-    rc = environ.get("TRACESYMRC") or os.path.join(os.path.expanduser("~"), ".tracesymrc")
-    values = read_rc(rc)
-    values.update(parse_flags(environ.get("TRACESYM_FLAGS", ""), "TRACESYM_FLAGS"))
-    return Config(values)
+def load(environ=None) -> Config:
+    """The configuration at import: defaults, then the config file (`TRACESYMRC`, else
+    `~/.tracesymrc`), then `TRACESYM_FLAGS`, each later source overriding the earlier."""
+    environ = os.environ if environ is None else environ
+    explicit = environ.get("TRACESYMRC")
+    rc = explicit or os.path.join(os.path.expanduser("~"), ".tracesymrc")
+    if explicit and not os.path.isfile(explicit):
+        warnings.warn(f"TRACESYMRC names {explicit}, which is not a file; it is ignored",
+                      stacklevel=2)
+    cfg = Config()
+    for source, values in ((rc, read_rc(rc)),
+                           ("TRACESYM_FLAGS", parse_flags(environ.get("TRACESYM_FLAGS", ""),
+                                                          "TRACESYM_FLAGS"))):
+        for k, v in values.items():
+            try:
+                setattr(cfg, k, v)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+    return cfg
 
 
 config = load()

@@ -15,6 +15,11 @@ class ConfigError(TracesymError, ValueError):
     known flags or the accepted values."""
 
 
+class UnknownFlagError(ConfigError, AttributeError):
+    """A configuration flag that does not exist (a typo, most often).  The message lists the
+    known flags.  It is also an `AttributeError`, so `getattr(config, name, default)` works."""
+
+
 class TracerBoolConversionError(TracesymError, TypeError):
     """A symbolic tensor was used where Python needs a concrete value (`if x > 0:`, `bool(x)`,
     `int(x)`).  Its value is only known when the compiled function runs: use `ts.where(cond,
@@ -24,7 +29,8 @@ class TracerBoolConversionError(TracesymError, TypeError):
 
 class InputError(TracesymError, TypeError):
     """A compiled function was called with the wrong arguments: arity, ndim, dtype (a lossy cast
-    needs `allow_input_downcast=True`) or a static shape that does not match."""
+    needs `allow_input_downcast=True`) or a static shape that does not match; or it was built
+    with inputs that are not placeholders, or `givens` whose types do not match."""
 
 
 class MissingInputError(TracesymError, ValueError):
@@ -39,8 +45,9 @@ class UnusedInputError(TracesymError, ValueError):
 
 class UpdateError(TracesymError, TypeError):
     """An update is malformed: its target is not a shared variable, it is updated twice, or the
-    new value's type (dtype, ndim, static shape) differs from the shared variable's.  Cast the
-    expression (`expr.astype(shared.dtype)`) or fix its shape."""
+    new value's type (dtype, ndim, static shape) differs from the shared variable's; also a
+    `set_value` that would change the dtype lossily or the ndim.  Cast the expression
+    (`expr.astype(shared.dtype)`) or fix its shape."""
 
 
 class ShapeError(TracesymError, ValueError):

@@ -1,1 +1,1 @@
-"""Variables, Apply nodes, the graph, tracing, `function` and `@compile`."""
+"""Variables, Apply nodes, the graph, tracing, `function`, `@compile` and printing."""

@@ -1,10 +1,12 @@
 """`@ts.compile`: trace an ordinary Python function into a compiled `Function`.
 
 Arguments annotated with a tensor type (`x: ts.fmatrix`) become placeholders of that type.
-Unannotated array arguments are typed from the call: the function is traced once per
-(dtype, ndim) signature and cached.  Python scalars and other objects are static: baked into
-the trace, and a new value traces again.  `ts.update(shared, expr)` inside the function records
-an update.  Under `ts.eager()` (or `eager=True`) the function runs op by op on the real values.
+Unannotated numpy arrays (and lists, which numpy would make arrays of) are typed from the
+call: the function is traced once per (dtype, ndim) signature and cached.  Python scalars,
+tuples and other objects are static: baked into the trace, and a new value traces again.
+`ts.update(shared, expr)` inside the function records an update.  Under `ts.eager()` (or
+`eager=True`) the function runs op by op on the real values.  Called with symbolic arguments
+(from inside another traced function) it is traced inline, like any Python function.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError, UpdateError
 from .context import TraceFrame, current_frame, eager_enabled, test_value, tracing
-from .function import Function, check_update_type, normalize_updates
+from .function import Function, check_update_target, update_expression
 from .graph import SharedVariable, Variable, as_variable
 from .types import TensorType
 
@@ -28,26 +30,32 @@ def update(target, expr):
     if frame is None:
         raise UpdateError("ts.update() is only valid inside a @ts.compile function; with "
                           "ts.function pass updates=[(shared, expr)] instead")
-    if not isinstance(target, SharedVariable):
-        raise UpdateError(f"cannot update {getattr(target, 'label', lambda: repr(target))()}: only "
-                          "shared variables (ts.shared) can be updated")
-    expr = as_variable(expr) if isinstance(expr, Variable) else as_variable(np.asarray(expr, target.dtype))
-    check_update_type(target, expr)
+    check_update_target(target)
+    expr = update_expression(target, expr)
     if any(t is target for t, _ in frame.updates):
         raise UpdateError(f"shared variable {target.label()} is updated twice in one call")
     frame.updates.append((target, expr))
 
 
 def _annotation_type(ann):
+    """The TensorType an annotation names (`ts.fmatrix`, or `ts.matrix` read at call time so
+    `config.floatX` applies), else None."""
     if isinstance(ann, TensorType):
         return ann
-    t = getattr(ann, "type", None)  # the floatX names (ts.matrix)
+    t = getattr(ann, "type", None)
     return t if isinstance(t, TensorType) else None
 
 
+def _annotations(fn) -> dict:
+    """The function's annotations, evaluated also under `from __future__ import annotations`."""
+    try:
+        return inspect.get_annotations(fn, eval_str=True)
+    except Exception:  # an annotation naming something undefined: keep what can be read
+        return dict(getattr(fn, "__annotations__", {}))
+
+
 def _is_array(v):
-    return isinstance(v, (np.ndarray, np.generic)) or (
-        isinstance(v, (list, tuple)) and len(v) > 0 and not isinstance(v[0], (str, bytes)))
+    return isinstance(v, (np.ndarray, np.generic, list))
 
 
 class CompiledFunction:
@@ -59,12 +67,19 @@ class CompiledFunction:
         self.mode = mode
         self.eager = eager
         self.name = name or fn.__name__
-        self.function_kwargs = function_kwargs
+        self.function_kwargs = {"on_unused_input": "ignore", **function_kwargs}
         self.signature = inspect.signature(fn)
-        hints = getattr(fn, "__annotations__", {})
-        self._types = {k: _annotation_type(v) for k, v in hints.items()}
+        for p in self.signature.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise InputError(f"@ts.compile {self.name}: *{p.name} is not supported; name each "
+                                 "argument, so every call has a fixed signature to trace")
+        self._annotations = _annotations(fn)
         self._cache: dict = {}
         self._last: Function | None = None
+
+    def __get__(self, obj, objtype=None):
+        """On a method: the instance is a static argument."""
+        return self if obj is None else functools.partial(self, obj)
 
     # -- argument classification --------------------------------------------------------
     def _bind(self, args, kwargs):
@@ -79,16 +94,15 @@ class CompiledFunction:
         """The trace signature: tensor types of dynamic arguments, values of static ones."""
         key, dynamic = [], []
         for name, val in bound.arguments.items():
-            param = self.signature.parameters[name]
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise InputError(f"{self.name}(): *args and **kwargs are not supported in a "
-                                 "@ts.compile function; name each argument")
-            t = self._types.get(name)
+            t = _annotation_type(self._annotations.get(name))
             if t is not None:
                 key.append((name, t))
                 dynamic.append((name, t, val))
             elif _is_array(val):
-                arr = np.asarray(val)
+                try:
+                    arr = np.asarray(val)
+                except ValueError as e:
+                    raise InputError(f"{self.name}(): argument {name!r} is not an array: {e}") from None
                 if arr.dtype.kind not in "biufc":
                     raise InputError(f"{self.name}(): argument {name!r} has dtype {arr.dtype}, "
                                      "which tracesym cannot hold")
@@ -105,73 +119,86 @@ class CompiledFunction:
 
     # -- tracing --------------------------------------------------------------------------
     def _trace(self, bound, dynamic, eager):
-        dyn = {name: t for name, t, _ in dynamic}
-        values = {name: v for name, _, v in dynamic}
-        args = dict(bound.arguments)
+        downcast = self.function_kwargs.get("allow_input_downcast", False)
         placeholders = []
-        for name in dyn:
-            p = dyn[name](name)
+        for name, t, val in dynamic:
+            p = t(name)
             if eager:
-                p.tag.test_value = dyn[name].filter(values[name], what=f"argument {name!r}")
-            args[name] = p
+                p.tag.test_value = t.filter(val, downcast, what=f"{self.name}(): argument {name!r}")
+            bound.arguments[name] = p
             placeholders.append(p)
         frame = TraceFrame(eager=eager)
         with tracing(frame):
-            result = self.fn(**args)
+            result = self.fn(*bound.args, **bound.kwargs)
         return placeholders, result, frame
 
     def _compile(self, bound, dynamic):
         placeholders, result, frame = self._trace(bound, dynamic, eager=False)
         flat, rebuild = _flatten(result)
-        f = Function(placeholders, flat, updates=frame.updates, mode=self.mode,
-                     on_unused_input="ignore", name=self.name, **self.function_kwargs)
+        f = Function(placeholders, flat, updates=frame.updates, mode=self.mode, name=self.name,
+                     **self.function_kwargs)
         return f, rebuild
 
-    def __call__(self, *args, **kwargs):
-        bound = self._bind(args, kwargs)
-        key, dynamic = self._key(bound)
-        if self.eager or eager_enabled():
-            return self._run_eager(bound, dynamic)
-        entry = self._cache.get(key)
-        if entry is None:
-            entry = self._cache[key] = self._compile(bound, dynamic)
-        f, rebuild = entry
-        self._last = f
-        return rebuild(f(*[v for _, _, v in dynamic]))
-
-    def _run_eager(self, bound, dynamic):
-        placeholders, result, frame = self._trace(bound, dynamic, eager=True)
-        flat, rebuild = _flatten(result)
-        outs = [np.array(test_value(as_variable(v))) for v in flat]
-        for target, expr in normalize_updates(frame.updates):
-            target.set_value(np.array(test_value(expr)))
-        return rebuild(outs)
-
-    # -- introspection ----------------------------------------------------------------------
-    def specialize(self, *args, **kwargs) -> Function:
-        """The compiled `Function` for these arguments (traced now if need be)."""
-        bound = self._bind(args, kwargs)
+    def _entry(self, bound):
         key, dynamic = self._key(bound)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._cache[key] = self._compile(bound, dynamic)
         self._last = entry[0]
-        return entry[0]
+        return entry, dynamic
+
+    def __call__(self, *args, **kwargs):
+        bound = self._bind(args, kwargs)
+        if self._symbolic_call(bound):
+            return self.fn(*bound.args, **bound.kwargs)
+        if self.eager or eager_enabled():
+            return self._run_eager(bound)
+        (f, rebuild), dynamic = self._entry(bound)
+        return rebuild(f(*[v for _, _, v in dynamic]))
+
+    @staticmethod
+    def _symbolic_call(bound) -> bool:
+        """Symbolic arguments (a placeholder, or anything symbolic inside another trace): the
+        call is part of a bigger graph, so the body is traced inline.  A shared variable passed
+        from outside any trace is a static argument, like any other object."""
+        inside = current_frame() is not None
+        return any(isinstance(v, Variable) and (inside or not isinstance(v, SharedVariable))
+                   for v in bound.arguments.values())
+
+    def _run_eager(self, bound):
+        _, dynamic = self._key(bound)
+        _, result, frame = self._trace(bound, dynamic, eager=True)
+        flat, rebuild = _flatten(result)
+        outs = [np.array(test_value(v)) for v in flat]
+        news = [target.type.filter(np.array(test_value(expr)), what=f"the update of {target.label()}",
+                                   error=UpdateError)
+                for target, expr in frame.updates]
+        for (target, _), new in zip(frame.updates, news):
+            target._value = new
+        return rebuild(outs)
+
+    # -- introspection ----------------------------------------------------------------------
+    def specialize(self, *args, **kwargs) -> Function:
+        """The compiled `Function` for these arguments (traced now if need be)."""
+        (f, _), _ = self._entry(self._bind(args, kwargs))
+        return f
 
     def _function(self) -> Function:
+        """The Function of the last call, or of the annotated signature when not yet called."""
         if self._last is not None:
             return self._last
         params = self.signature.parameters
-        missing = [p for p in params if self._types.get(p) is None and params[p].default is inspect._empty]
+        typed = {p for p in params if _annotation_type(self._annotations.get(p)) is not None}
+        missing = [p for p in params if p not in typed and params[p].default is inspect.Parameter.empty]
         if missing:
             raise InputError(f"{self.name} has not been called yet and its argument(s) "
                              f"{', '.join(missing)} have no type annotation; call it once (or use "
                              ".specialize(example_args)) to see its graph")
-        return self.specialize(**{p: None if self._types.get(p) is not None else params[p].default
-                                  for p in params})
+        return self.specialize(**{p: None if p in typed else params[p].default for p in params})
 
     @property
     def graph(self):
+        """The graph of the last call's compiled function (a networkx DiGraph)."""
         return self._function().graph
 
     @property
@@ -182,26 +209,50 @@ class CompiledFunction:
     def outputs(self):
         return self._function().outputs
 
+    @property
+    def updates(self):
+        return self._function().updates
+
+    @property
+    def n_traces(self) -> int:
+        """How many signatures have been traced and compiled."""
+        return len(self._cache)
+
     def __repr__(self):
         return f"<tracesym.compile {self.name}: {len(self._cache)} trace(s)>"
 
 
 def _flatten(result):
-    """(flat list of output variables, rebuild) for a value, tuple, list, dict or None."""
-    if result is None:
-        return [], lambda vals: None
-    if isinstance(result, dict):
-        keys = list(result)
-        return [as_variable(result[k]) for k in keys], lambda vals: dict(zip(keys, vals))
-    if isinstance(result, (tuple, list)):
-        kind = type(result) if type(result) in (tuple, list) else tuple
-        return [as_variable(r) for r in result], lambda vals: kind(vals)
-    return [as_variable(result)], lambda vals: vals[0]
+    """(flat list of output variables, rebuild) for a value, or (nested) tuples, lists, dicts
+    and None: the compiled function returns arrays in the same structure."""
+    flat = []
+
+    def walk(r):
+        if r is None:
+            return lambda vals: None
+        if isinstance(r, dict):
+            items = [(k, walk(v)) for k, v in r.items()]
+            return lambda vals: {k: b(vals) for k, b in items}
+        if isinstance(r, (tuple, list)):
+            parts = [walk(v) for v in r]
+            kind = type(r)
+            if hasattr(r, "_fields"):  # a namedtuple
+                return lambda vals: kind(*(b(vals) for b in parts))
+            if kind not in (tuple, list):
+                kind = tuple if isinstance(r, tuple) else list
+            return lambda vals: kind(b(vals) for b in parts)
+        i = len(flat)
+        flat.append(as_variable(r))
+        return lambda vals: vals[i]
+
+    build = walk(result)
+    return flat, build
 
 
 def compile(fn=None, *, mode=None, eager=False, name=None, **function_kwargs):
     """Decorator: `@ts.compile` or `@ts.compile(mode="FAST_COMPILE", eager=False)`.  Extra
-    keyword arguments (`allow_input_downcast`, `givens`) go to `ts.function`."""
+    keyword arguments (`allow_input_downcast`, `givens`, `on_unused_input`) go to
+    `ts.function`."""
     if fn is None:
         return lambda f: CompiledFunction(f, mode=mode, eager=eager, name=name, **function_kwargs)
     return CompiledFunction(fn, mode=mode, eager=eager, name=name, **function_kwargs)

@@ -9,13 +9,15 @@ the user's line.  Debug values live here and nowhere else: no Op knows about the
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 
 import numpy as np
 
 from ..config import config
 from ..errors import OpRuntimeError, TestValueError
-from .graph import SharedVariable, Variable
+from .source import user_source
+from .graph import Constant, SharedVariable, Variable
 
 
 class TraceFrame:
@@ -27,38 +29,48 @@ class TraceFrame:
         self.updates: list[tuple[SharedVariable, Variable]] = []
 
 
-_frames: list[TraceFrame] = []
+class _State(threading.local):
+    """Per-thread tracing state, so two threads can trace at once."""
+
+    def __init__(self):
+        self.frames: list[TraceFrame] = []
+        self.eager_depth = 0
+
+
+_state = _State()
 
 
 def current_frame() -> TraceFrame | None:
-    return _frames[-1] if _frames else None
+    frames = _state.frames
+    return frames[-1] if frames else None
 
 
 @contextlib.contextmanager
 def tracing(frame: TraceFrame):
-    _frames.append(frame)
+    _state.frames.append(frame)
     try:
         yield frame
     finally:
-        _frames.pop()
-
-
-_eager_depth = [0]
+        _state.frames.pop()
 
 
 @contextlib.contextmanager
 def eager():
     """Run `@compile` functions op by op on their real arguments (test mode): every Op
     computes its value as it is traced, so `print` and breakpoints work inside them."""
-    _eager_depth[0] += 1
+    _state.eager_depth += 1
     try:
         yield
     finally:
-        _eager_depth[0] -= 1
+        _state.eager_depth -= 1
 
 
 def eager_enabled() -> bool:
-    return _eager_depth[0] > 0
+    """True inside `ts.eager()` and while an eager trace (`@compile(eager=True)`) runs."""
+    if _state.eager_depth > 0:
+        return True
+    frame = current_frame()
+    return frame is not None and frame.eager
 
 
 def test_value(v: Variable):
@@ -78,6 +90,9 @@ def apply(op, *inputs):
     """Apply `op` to symbolic inputs; returns its output variable (or a list when it has
     several).  The single entry point through which every Op is traced."""
     node = op.make_node(*inputs)
+    src = user_source()  # the caller's line, also for Ops defined outside tracesym
+    for o in node.outputs:
+        o.source = src
     mode = _test_value_mode()
     if mode != "off":
         _compute_test_values(node, mode)
@@ -95,16 +110,32 @@ def _compute_test_values(node, mode):
                 + (f"\n  created at {v.source}" if v.source else "")
                 + "\nSet x.tag.test_value (or test_value=) on every placeholder, or use ts.eager().")
         if mode == "warn":
-            warnings.warn(f"{node.op}: input {missing[0].label()} has no test value; "
-                          "its outputs get none", stacklevel=3)
+            msg = f"{node.op}: input {missing[0].label()} has no test value; its outputs get none"
+            src = node.source  # attribute the warning to the user's line, not to tracesym
+            if src is not None:
+                warnings.warn_explicit(msg, UserWarning, src.filename, src.lineno)
+            else:
+                warnings.warn(msg, stacklevel=3)
         return
-    values = [test_value(v) for v in node.inputs]
+    values = [_checked_test_value(v) for v in node.inputs]
     try:
         results = node.op.perform(node, values)
     except Exception as e:
         raise op_error(node, values, e) from e
     for o, r in zip(node.outputs, results):
         o.tag.test_value = coerce_output(o, r)
+
+
+def _checked_test_value(v: Variable):
+    """A leaf's test value, checked against its type once (the user may have set
+    `x.tag.test_value` to a list, or to data of the wrong shape)."""
+    value = test_value(v)
+    if v.owner is None and not isinstance(v, (Constant, SharedVariable)):
+        checked = v.type.filter(value, what=f"test value of {v.label()}", error=TestValueError)
+        if checked is not value:
+            v.tag.test_value = checked
+        value = checked
+    return value
 
 
 def coerce_output(var, value):

@@ -46,21 +46,35 @@ def normalize_updates(updates) -> list[tuple[SharedVariable, Variable]]:
             target, expr = pair
         except (TypeError, ValueError):
             raise UpdateError(f"an update must be a (shared_variable, expression) pair, got {pair!r}") from None
-        if not isinstance(target, SharedVariable):
-            where = f" (created at {target.source})" if isinstance(target, Variable) and target.source else ""
-            raise UpdateError(f"cannot update {getattr(target, 'label', lambda: repr(target))()}: only "
-                              f"shared variables (ts.shared) can be updated{where}")
+        check_update_target(target)
         if id(target) in seen:
             raise UpdateError(f"shared variable {target.label()} is updated twice")
         seen.add(id(target))
-        expr = as_variable(expr) if isinstance(expr, Variable) else _constant_update(target, expr)
-        check_update_type(target, expr)
+        expr = update_expression(target, expr)
         out.append((target, expr))
     return out
 
 
-def _constant_update(target, value):
-    return as_variable(np.asarray(value, dtype=target.dtype))
+def check_update_target(target):
+    if not isinstance(target, SharedVariable):
+        if isinstance(target, Variable):
+            where = f" (created at {target.source})" if target.source else ""
+            what = f"{target.label()} ({target.type.short()})"
+        else:
+            where, what = "", repr(target)
+        raise UpdateError(f"cannot update {what}: only shared variables (ts.shared) can be "
+                          f"updated{where}")
+
+
+def update_expression(target: SharedVariable, expr) -> Variable:
+    """`expr` as a variable of `target`'s type: a symbolic expression is checked, a value
+    (array or number) becomes a constant of the target's dtype if it converts losslessly."""
+    if not isinstance(expr, Variable):
+        value = target.type.clone(shape=(None,) * target.ndim).filter(
+            expr, what=f"update value of {target.label()}", error=UpdateError)
+        expr = as_variable(value)
+    check_update_type(target, expr)
+    return expr
 
 
 def check_update_type(target: SharedVariable, expr: Variable):
@@ -69,23 +83,64 @@ def check_update_type(target: SharedVariable, expr: Variable):
         a is None or b is None or a == b for a, b in zip(tt.shape, et.shape))
     if not ok:
         where = f"\n  the update expression was created at {expr.source}" if expr.source else ""
-        hint = (f"; cast it with .astype('{tt.dtype}')" if tt.dtype != et.dtype and tt.ndim == et.ndim else "")
+        if tt.dtype != et.dtype and tt.ndim == et.ndim:
+            hint = f"; cast it with expr.astype('{tt.dtype}')"
+        elif tt.ndim != et.ndim:
+            hint = f"; it must have {tt.ndim} dimension(s), not {et.ndim}"
+        else:
+            hint = "; the static shapes disagree"
         raise UpdateError(f"update of shared variable {target.label()} ({tt.short()}) has type "
                           f"{et.short()}{hint}{where}")
 
 
+def _givens_pairs(givens) -> dict:
+    """`givens` as {variable: replacement}, each replacement of the replaced variable's type."""
+    pairs = list(givens.items()) if isinstance(givens, dict) else list(givens)
+    out = {}
+    for old, new in pairs:
+        if not isinstance(old, Variable):
+            raise InputError(f"givens: the variables to replace must be symbolic, got {old!r}")
+        if not isinstance(new, Variable):
+            new = as_variable(old.type.clone(shape=(None,) * old.ndim).filter(
+                new, what=f"givens value for {old.label()}"))
+        if new.dtype != old.dtype or new.ndim != old.ndim:
+            raise InputError(f"givens: {old.label()} ({old.type.short()}) cannot be replaced by "
+                             f"{new.label()} ({new.type.short()}); the dtype and number of "
+                             "dimensions must match (use .astype / reshape)")
+        out[old] = new
+    return out
+
+
+_MISSING = object()
+_AMBIGUOUS = -1
+
+
+def _aliases(a, pool, pool_ids) -> bool:
+    """True when ndarray `a` is, or may view the memory of, an array in `pool`."""
+    if id(a) in pool_ids:
+        return True
+    return a.base is not None and any(np.may_share_memory(a, p) for p in pool)
+
+
 class Function:
     """A compiled function.  Call it with numpy arrays (or anything `np.asarray` takes),
-    positionally or by input name; it returns numpy arrays in the outputs' structure."""
+    positionally or by input name; it returns numpy arrays in the outputs' structure.
+
+    Returned arrays never alias the arguments, shared variables' storage or each other, so
+    writing into a result cannot corrupt a shared variable."""
 
     def __init__(self, inputs, outputs, updates=None, givens=None, mode=None,
                  on_unused_input="raise", allow_input_downcast=False, name=None):
         cfg = _global_config.snapshot()
         if mode is not None:
-            cfg.mode = mode if isinstance(mode, str) else mode
+            cfg.mode = mode
+        if on_unused_input not in ("raise", "warn", "ignore"):
+            raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
         self.config = cfg
         self.name = name
         self.allow_input_downcast = allow_input_downcast
+        if isinstance(inputs, Variable):
+            raise InputError(f"function inputs must be a list of placeholders; write [{inputs.label()}]")
         self.inputs = list(inputs)
         for v in self.inputs:
             if not isinstance(v, Variable) or isinstance(v, (Constant, SharedVariable)) or v.owner is not None:
@@ -98,27 +153,32 @@ class Function:
         self.updates = normalize_updates(updates)
         exprs = flat + [e for _, e in self.updates]
         if givens:
-            pairs = list(givens.items()) if isinstance(givens, dict) else list(givens)
-            exprs = clone_replace(exprs, {k: as_variable(v) for k, v in pairs})
+            exprs = clone_replace(exprs, _givens_pairs(givens))
         self.outputs = exprs[:len(flat)]
-        update_exprs = exprs[len(flat):]
-        self.updates = [(t, e) for (t, _), e in zip(self.updates, update_exprs)]
+        self.updates = [(t, e) for (t, _), e in zip(self.updates, exprs[len(flat):])]
         self._check_inputs(exprs, on_unused_input)
         self.shared = [v for v in leaves(self.inputs, exprs) if isinstance(v, SharedVariable)]
-        graph = Graph(self.inputs + self.shared, exprs, name=name or "")
+        targets = [t for t, _ in self.updates]
+        graph = Graph(self.inputs + self.shared, exprs, update_targets=targets, name=name or "")
         self.unoptimized_graph = graph
         rewriter = REWRITERS.get(cfg.mode)
         self.graph = rewriter(graph, cfg) if rewriter else graph
+        self.graph.update_targets = targets
         self._runner = LINKERS[cfg.linker](self.graph, cfg)
         self._n_in, self._n_out = len(self.inputs), len(flat)
         self._no_static = [all(s is None for s in v.type.shape) for v in self.inputs]
-        self._names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
+        self._static_update = [any(s is not None for s in t.type.shape) for t in targets]
+        self._names = {}
+        for i, v in enumerate(self.inputs):
+            if v.name:
+                self._names[v.name] = _AMBIGUOUS if v.name in self._names else i
 
     def _check_inputs(self, exprs, on_unused_input):
         used = leaves(self.inputs, exprs)
         used_ids = {id(v) for v in used}
+        input_ids = {id(v) for v in self.inputs}
         for v in used:
-            if not isinstance(v, (Constant, SharedVariable)) and id(v) not in {id(i) for i in self.inputs}:
+            if not isinstance(v, (Constant, SharedVariable)) and id(v) not in input_ids:
                 where = f"\n  it was created at {v.source}" if v.source else ""
                 raise MissingInputError(f"the outputs depend on {v.label()} ({v.type.short()}), which is "
                                         f"not among the function's inputs{where}")
@@ -131,18 +191,29 @@ class Function:
                 if on_unused_input == "warn":
                     warnings.warn(msg, stacklevel=4)
 
+    def _signature(self):
+        return ", ".join(v.label() for v in self.inputs)
+
     def _bind(self, args, kwargs):
-        if kwargs:
-            args = list(args) + [None] * (self._n_in - len(args))
-            for k, val in kwargs.items():
-                if k not in self._names:
-                    raise InputError(f"{self._label()} got an unexpected keyword argument {k!r}")
-                if args[self._names[k]] is not None:
-                    raise InputError(f"{self._label()} got multiple values for argument {k!r}")
-                args[self._names[k]] = val
-        if len(args) != self._n_in:
-            raise InputError(f"{self._label()} takes {self._n_in} argument(s) "
-                             f"({', '.join(v.label() for v in self.inputs)}), got {len(args)}")
+        if len(args) > self._n_in:
+            raise InputError(f"{self._label()} takes {self._n_in} argument(s) ({self._signature()}), "
+                             f"got {len(args)}")
+        args = list(args) + [_MISSING] * (self._n_in - len(args))
+        for k, val in kwargs.items():
+            i = self._names.get(k)
+            if i is None:
+                raise InputError(f"{self._label()} got an unexpected keyword argument {k!r}; its "
+                                 f"inputs are ({self._signature()})")
+            if i == _AMBIGUOUS:
+                raise InputError(f"{self._label()}: several inputs are named {k!r}; pass them "
+                                 "positionally")
+            if args[i] is not _MISSING:
+                raise InputError(f"{self._label()} got multiple values for argument {k!r}")
+            args[i] = val
+        missing = [self.inputs[i].label() for i, a in enumerate(args) if a is _MISSING]
+        if missing:
+            raise InputError(f"{self._label()} is missing argument(s) {', '.join(missing)}; it "
+                             f"takes ({self._signature()})")
         return args
 
     def _label(self):
@@ -159,22 +230,27 @@ class Function:
             else:
                 vals.append(v.type.filter(a, self.allow_input_downcast,
                                           what=f"argument {i} ({v.label()})"))
-        for s in self.shared:
-            vals.append(s.get_value(borrow=True))
+        vals.extend([s._value for s in self.shared])
         results = self._runner(vals)
-        outs = results[:self._n_out]
-        for i, o in enumerate(self.outputs):
-            if isinstance(o, (SharedVariable, Constant)):
-                outs[i] = outs[i].copy()
-        if self.updates:
-            for (target, _), new in zip(self.updates, results[self._n_out:]):
-                if not new.flags.writeable or any(new is a for a in vals):
-                    new = new.copy()
-                for s, d in zip(target.type.shape, new.shape):
-                    if s is not None and s != d:
-                        raise UpdateError(f"the update of {target.label()} produced shape {new.shape}, "
-                                          f"but it has static shape {target.type.short()}")
-                target._value = new
+        outs, news = list(results[:self._n_out]), list(results[self._n_out:])
+        pool, pool_ids = list(vals), set(map(id, vals))
+        for k, ((target, _), new) in enumerate(zip(self.updates, news)):
+            if self._static_update[k] and any(s is not None and s != d
+                                              for s, d in zip(target.type.shape, new.shape)):
+                raise UpdateError(f"the update of {target.label()} produced shape {new.shape}, "
+                                  f"but it has static shape {target.type.short()}; no update "
+                                  "was applied")
+            if new is not target._value and (not new.flags.writeable or _aliases(new, pool, pool_ids)):
+                news[k] = new = new.copy()
+            pool.append(new)
+            pool_ids.add(id(new))
+        for k, o in enumerate(outs):
+            if not o.flags.writeable or _aliases(o, pool, pool_ids):
+                outs[k] = o = o.copy()
+            pool.append(o)
+            pool_ids.add(id(o))
+        for (target, _), new in zip(self.updates, news):
+            target._value = new
         return self._rebuild(outs)
 
     def __repr__(self):

@@ -106,8 +106,10 @@ class Constant(Variable):
     def label(self):
         if self.name:
             return self.name
+        if self.data.ndim == 0:
+            return str(self.data[()])  # numpy's shortest round-trip text: 2.0, 0.1, 3, True
         if self.data.size <= 4:
-            return np.array2string(self.data, separator=",").replace("\n", "")
+            return np.array2string(self.data, separator=", ", formatter={"all": str}).replace("\n", "")
         return f"Constant<{self.type.short()}>"
 
     def clone(self):
@@ -126,17 +128,11 @@ class SharedVariable(Variable):
         return self._value if borrow else self._value.copy()
 
     def set_value(self, value, borrow=False):
-        arr = np.asarray(value)
-        if arr.dtype.name != self.type.dtype or arr.ndim != self.type.ndim:
-            if arr.ndim != self.type.ndim or not np.can_cast(arr.dtype, self.type.dtype, "same_kind"):
-                raise UpdateError(
-                    f"shared variable {self.label()} holds {self.type.short()}; cannot set a value "
-                    f"of dtype {arr.dtype} and shape {arr.shape}")
-            arr = arr.astype(self.type.dtype)
-        for s, a in zip(self.type.shape, arr.shape):
-            if s is not None and s != a:
-                raise UpdateError(f"shared variable {self.label()} has static shape "
-                                  f"{self.type.short()}; got a value of shape {arr.shape}")
+        """Replace the value.  It must have this variable's dtype (or cast to it without loss,
+        as a function argument must) and ndim; `borrow=True` keeps `value` itself when it
+        already is an ndarray of the right dtype, instead of a copy."""
+        arr = self.type.filter(value, what=f"set_value of shared variable {self.label()}",
+                               error=UpdateError)
         self._value = arr if (borrow or arr is not value) else arr.copy()
 
     def has_test_value(self):
@@ -188,7 +184,7 @@ def as_variable(x, dtype=None) -> Variable:
         if dtype is not None and x.dtype != np.dtype(dtype).name:
             raise TypeError(f"expected a {np.dtype(dtype).name} variable, got {x.type.short()}")
         return x
-    if dtype is None:
+    if dtype is None and not isinstance(x, np.generic):
         if isinstance(x, float):
             from ..config import config
 
@@ -287,12 +283,20 @@ class Graph(nx.DiGraph):
     """A function's graph: a networkx DiGraph of Variables and Apply nodes, plus the ordered
     `inputs` and `outputs` it computes.  Built once from the Apply structure."""
 
-    def __init__(self, inputs=(), outputs=(), **attr):
+    def __init__(self, inputs=(), outputs=(), update_targets=(), **attr):
         super().__init__(**attr)
         self.inputs = list(inputs)
         self.outputs = list(outputs)
+        #: for a compiled function: the shared variables that the last `len(update_targets)`
+        #: outputs are the new values of (the others are the function's own outputs)
+        self.update_targets = list(update_targets)
         if self.outputs:
             self._build()
+
+    @property
+    def n_outputs(self) -> int:
+        """How many of `outputs` are the function's results (the rest are update values)."""
+        return len(self.outputs) - len(self.update_targets)
 
     def _build(self):
         for v in leaves(self.inputs, self.outputs):

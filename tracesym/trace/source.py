@@ -1,4 +1,5 @@
-"""Where in the user's code a variable was made: the first frame outside the tracesym package.
+"""Where in the user's code a variable was made: the innermost frame outside tracesym (and
+outside numpy, whose Python-level dispatchers may sit between the user and tracesym).
 
 Capturing is one frame walk with string prefix checks (about a microsecond); the line's text
 is read lazily, only when an error message is formatted.
@@ -11,7 +12,10 @@ import os
 import sys
 from typing import NamedTuple
 
+import numpy as _np
+
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_SKIP = (_PKG, os.path.dirname(os.path.abspath(_np.__file__)) + os.sep, "<frozen")
 
 
 class SourceLine(NamedTuple):
@@ -29,11 +33,11 @@ class SourceLine(NamedTuple):
 
 
 def user_source() -> SourceLine | None:
-    """The innermost frame of the call stack whose file is not part of tracesym."""
+    """The innermost frame of the call stack whose file is not part of tracesym or numpy."""
     f = sys._getframe(1)
     while f is not None:
-        fn = f.f_code.co_filename
-        if not fn.startswith(_PKG) and not fn.startswith("<frozen"):
-            return SourceLine(fn, f.f_lineno, f.f_code.co_name)
+        code = f.f_code
+        if not code.co_filename.startswith(_SKIP):
+            return SourceLine(code.co_filename, f.f_lineno, code.co_name)
         f = f.f_back
     return None

@@ -77,42 +77,97 @@ class TensorType:
         return (self.dtype == other.dtype and self.ndim == other.ndim
                 and all(a is None or a == b for a, b in zip(self.shape, other.shape)))
 
-    def filter(self, value, allow_downcast=False, what="value"):
-        """Convert a value to an ndarray of this type, or raise `InputError` saying why not.
+    def filter(self, value, allow_downcast=False, what="value", error=InputError):
+        """Convert a value to an ndarray of this type, or raise `error` (InputError) saying why.
 
-        Casts that lose nothing are done (int32 data for an int64 input, a Python float for a
-        float32 input when it round-trips); other casts need `allow_downcast`.
+        numpy data casts only when nothing is lost (int32 data for an int64 input); Python
+        numbers and lists of them are weak, as in numpy: they take this dtype when their values
+        survive (0.1 for a float32 input; 300 for an int8 one does not).  Any other cast needs
+        `allow_downcast`.
         """
         target = self.np_dtype
         if type(value) is np.ndarray and value.dtype == target:
             arr = value
-        elif isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic):
-            arr = np.asarray(value, dtype=target)
-            if not allow_downcast and arr.ndim == 0 and arr.item() != value and not np.isnan(value):
-                raise InputError(f"{what}: the Python scalar {value!r} does not fit {self.dtype} exactly; "
-                                 "pass allow_input_downcast=True to cast it anyway")
+        elif _is_python_data(value):
+            arr = self._convert_weak(value, allow_downcast, what, error)
         else:
-            arr = np.asarray(value)
+            try:
+                arr = np.asarray(value)
+            except (ValueError, TypeError) as e:
+                raise error(f"{what}: cannot convert {type(value).__name__} to an array: {e}") from None
             if arr.dtype != target:
                 if arr.dtype.kind not in "biufc":
-                    raise InputError(f"{what}: expected a {self.dtype} array, got {arr.dtype} data")
+                    raise error(f"{what}: expected a {self.dtype} array, got {arr.dtype} data")
                 if not allow_downcast and not np.can_cast(arr.dtype, target, "safe"):
-                    raise InputError(
+                    raise error(
                         f"{what}: expected {self.dtype}, got {arr.dtype}; casting would lose "
                         f"information. Cast it yourself (x.astype('{self.dtype}')) or pass "
                         "allow_input_downcast=True")
-                arr = arr.astype(target)
+                if arr.dtype.kind == "c" and target.kind != "c":
+                    arr = arr.real  # allowed to lose the imaginary part: say so to numpy
+                with np.errstate(all="ignore"):
+                    arr = arr.astype(target)
         if arr.ndim != self.ndim:
-            raise InputError(f"{what}: expected {self.ndim} dimension(s) ({self.short()}), "
-                             f"got an array of shape {arr.shape}")
+            raise error(f"{what}: expected {self.ndim} dimension(s) ({self.short()}), "
+                        f"got an array of shape {arr.shape}")
         for i, (s, a) in enumerate(zip(self.shape, arr.shape)):
             if s is not None and s != a:
-                raise InputError(f"{what}: dimension {i} must have size {s} ({self.short()}), "
-                                 f"got an array of shape {arr.shape}")
+                raise error(f"{what}: dimension {i} must have size {s} ({self.short()}), "
+                            f"got an array of shape {arr.shape}")
+        return arr
+
+    def _convert_weak(self, value, allow_downcast, what, error):
+        """Python numbers as this dtype: a float may round to the dtype's precision (as numpy
+        does with `float32_array * 0.1`), but nothing may overflow or lose its integer value."""
+        target = self.np_dtype
+        if isinstance(value, int) and not isinstance(value, bool) and target.kind in "iu":
+            info = np.iinfo(target)
+            if not info.min <= value <= info.max and not allow_downcast:
+                raise error(f"{what}: the Python int {value} does not fit {self.dtype} "
+                            f"[{info.min}, {info.max}]")
+        try:
+            src = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise error(f"{what}: cannot convert {type(value).__name__} to an array: {e}") from None
+        if src.dtype.kind not in "biufc":
+            raise error(f"{what}: expected {self.dtype} data, got {type(value).__name__} "
+                        f"({src.dtype})")
+        if src.dtype.kind == "c" and target.kind != "c":
+            if np.any(src.imag) and not allow_downcast:
+                raise error(f"{what}: complex data {_brief(value)} for a {self.dtype} input "
+                            "would lose its imaginary part; pass allow_input_downcast=True")
+            src = src.real
+        with np.errstate(all="ignore"):
+            arr = src.astype(target)
+        if allow_downcast:
+            return arr
+        if target.kind in "fc":
+            lossless = bool(np.all(np.isfinite(arr) | ~np.isfinite(src)))
+        else:
+            lossless = bool(np.array_equal(arr, src))
+        if not lossless:
+            raise error(f"{what}: {_brief(value)} does not fit {self.dtype} exactly; cast it "
+                        "yourself or pass allow_input_downcast=True")
         return arr
 
     def value_zeros(self, shape):
         return np.zeros(shape, dtype=self.dtype)
+
+
+def _is_python_data(value) -> bool:
+    """A Python number, or a list/tuple (of lists) of them: numpy's weakly typed values."""
+    if isinstance(value, np.generic):
+        return False
+    if isinstance(value, (bool, int, float, complex)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_python_data(v) for v in value)
+    return False
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def broadcast_shapes(*shapes, where=""):
