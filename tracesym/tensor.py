@@ -135,6 +135,8 @@ class Tensor(Variable):
     def __array_function__(self, func, types, args, kwargs):
         from .numpy_protocol import array_function
 
+        if not all(issubclass(t, (Tensor, np.ndarray)) for t in types):
+            return NotImplemented  # another array library's turn
         return array_function(func, args, kwargs)
 
     # methods ----------------------------------------------------------------------------

@@ -77,5 +77,5 @@ class Op:
 
 def _fmt(p):
     if isinstance(p, tuple):
-        return "(" + ",".join(map(str, p)) + ")"
+        return "(" + ",".join(map(str, p)) + ("," if len(p) == 1 else "") + ")"
     return str(p)

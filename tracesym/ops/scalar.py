@@ -4,9 +4,11 @@ Adding an elementwise function is one `ScalarOp` row: its name, arity, numpy imp
 C expression, CUDA expression where it differs from C, and gradient.  `Elemwise` (and later
 fusion, codegen and autodiff) read these rows; nothing else lists elementwise math.
 
-`c` is a format string over the input expressions `{0}, {1}, ...`.  `grad(inputs, out, gz)`
-returns one symbolic gradient per input (None: not differentiable there) built from tensor
-Ops; broadcasting and dtype are handled by `Elemwise.L_op`, not by each row.
+`impl` is the numpy reference, and its result dtype for given input dtypes is the row's
+output dtype (numpy's promotion, NEP 50).  `c` is a format string over the input expressions
+`{0}, {1}, ...`.  `grad(T, inputs, out, gz)` returns one symbolic gradient per input (None:
+not differentiable there) built from the tensor-level functions in module `T`; broadcasting
+and dtype are handled by `Elemwise.L_op`, not by each row.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class ScalarOp:
     cuda: str | None = None
     #: "float": integer inputs are promoted to a float result, as numpy's ufuncs do
     #: "bool": the result is boolean (comparisons, predicates)
-    #: "same": the result has the inputs' promoted dtype
+    #: "same": integer inputs give an integer result (numpy 2 keeps floor, sign, reciprocal...)
     kind: str = "same"
     #: symbolic form for pprint: an infix operator, or None for `name(args)`
     infix: str | None = None
@@ -50,11 +52,18 @@ _dtype_cache: dict = {}
 
 
 def _out_dtype(op, dtypes):
+    """The dtype numpy's implementation gives for arrays of `dtypes` (its own promotion rules),
+    or a TypeError naming the op and dtypes it has no loop for (`sub` of booleans, `floor` of
+    complex numbers)."""
     key = (op.name, dtypes)
     r = _dtype_cache.get(key)
     if r is None:
-        with np.errstate(all="ignore"):
-            r = np.asarray(op.impl(*[np.ones(1, d) for d in dtypes])).dtype.name
+        try:
+            with np.errstate(all="ignore"):
+                r = np.asarray(op.impl(*[np.ones(1, d) for d in dtypes])).dtype.name
+        except (TypeError, ValueError, OverflowError) as e:
+            raise TypeError(f"{op.name} is not defined for inputs of dtype "
+                            f"{', '.join(dtypes)}: {e}") from None
         _dtype_cache[key] = r
     return r
 
@@ -77,16 +86,23 @@ def float_dtype(dtype) -> np.dtype:
     return np.exp(np.zeros(0, dtype)).dtype
 
 
-def _sigmoid(x):
+def _real_float(x, name):
+    """`x` as the float dtype numpy's ufuncs would compute it in; these functions have no
+    complex form (numpy would silently order complex numbers lexicographically)."""
     x = np.asarray(x)
-    x = x.astype(float_dtype(x.dtype), copy=False)
+    if x.dtype.kind == "c":
+        raise TypeError(f"{name} is not defined for complex inputs ({x.dtype})")
+    return x.astype(float_dtype(x.dtype), copy=False)
+
+
+def _sigmoid(x):
+    x = _real_float(x, "sigmoid")
     e = np.exp(-np.abs(x))  # stable in both tails: exp of a non-positive number only
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 def _softplus(x):
-    x = np.asarray(x)
-    x = x.astype(float_dtype(x.dtype), copy=False)
+    x = _real_float(x, "softplus")
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))  # log(1 + exp(x)), stable
 
 
@@ -95,23 +111,65 @@ def _libm(fn):
     vec = np.vectorize(fn, otypes=[np.float64])
 
     def impl(x):
-        x = np.asarray(x)
-        dt = float_dtype(x.dtype)
-        return vec(x).astype(dt, copy=False) if x.size else np.zeros(x.shape, dt)
+        x = _real_float(x, fn.__name__)
+        return vec(x).astype(x.dtype, copy=False) if x.size else x.copy()
 
     return impl
-
-
-def _sqr(x):
-    return np.multiply(x, x)
 
 
 def _zero(T, x):
     return T.zeros_like(x)
 
 
+# gradients needing more than one line ------------------------------------------------------
+
+def _power_grad(T, i, o, g):
+    """d(x**y)/dx = y * x**(y-1), and 0 where y == 0 (x**0 is constant even at x == 0, where
+    the formula gives 0 * inf).  d(x**y)/dy = x**y * log(x), and 0 at x == 0 (0**y is 0 for
+    every y > 0; log(0) would give 0 * -inf)."""
+    x, y = i
+    gx = T.where(T.eq(y, 0), 0, g * y * T.power(x, y - 1))
+    gy = g * o * T.log(T.where(T.eq(x, 0), 1, x))
+    return [gx, gy]
+
+
+def _maximum_grad(T, i, o, g):
+    """The larger input gets the gradient; at a tie each gets half of it, so the two still sum
+    to `g` (max(x + t, y + t) moves with t) and a central difference agrees."""
+    x, y = i
+    half = T.where(T.eq(x, y), g * 0.5, 0)
+    return [T.where(T.gt(x, y), g, half), T.where(T.lt(x, y), g, half)]
+
+
+def _minimum_grad(T, i, o, g):
+    x, y = i
+    half = T.where(T.eq(x, y), g * 0.5, 0)
+    return [T.where(T.lt(x, y), g, half), T.where(T.gt(x, y), g, half)]
+
+
+def _clip_grad(T, i, o, g):
+    """numpy's clip is minimum(maximum(x, lo), hi).  The gradient goes to whichever of the
+    three the output is: `x` on the closed interval [lo, hi] (boundaries included, as in
+    Theano and PyTorch), `lo` below it, `hi` above it and wherever lo > hi."""
+    x, lo, hi = i
+    to_hi = T.gt(T.maximum(x, lo), hi)
+    to_lo = T.lt(x, lo) & ~to_hi
+    to_x = ~(to_hi | to_lo)
+    return [T.where(to_x, g, 0), T.where(to_lo, g, 0), T.where(to_hi, g, 0)]
+
+
+def _arctan2_grad(T, i, o, g):
+    """atan2(y, x): d/dy = x / (x² + y²), d/dx = -y / (x² + y²)."""
+    y, x = i
+    r2 = x * x + y * y
+    return [g * x / r2, -g * y / r2]
+
+
 # the table ------------------------------------------------------------------------------
 # grad(T, inputs, out, gz): T is the module of tensor-level elementwise functions.
+# `c` expressions name helpers (ts_*) for what C has no operator or libm function for, or
+# where C's differs from numpy's (floor division and modulo round towards -inf, integer abs,
+# integer power, NaN-propagating max/min).
 
 _rows = [
     # arithmetic
@@ -125,23 +183,17 @@ _rows = [
              lambda T, i, o, g: [_zero(T, i[0]), _zero(T, i[1])], infix="//"),
     ScalarOp("mod", 2, np.mod, "ts_mod({0}, {1})",
              lambda T, i, o, g: [g, -g * T.floor_divide(i[0], i[1])], infix="%"),
-    ScalarOp("power", 2, np.power, "pow({0}, {1})",
-             lambda T, i, o, g: [g * i[1] * T.power(i[0], i[1] - 1),
-                                 g * o * T.log(T.where(T.eq(i[0], 0), 1, i[0]))], infix="**"),
+    ScalarOp("power", 2, np.power, "ts_pow({0}, {1})", _power_grad, infix="**"),
     ScalarOp("neg", 1, np.negative, "(-{0})", lambda T, i, o, g: [-g], infix="-"),
-    ScalarOp("abs", 1, np.abs, "fabs({0})", lambda T, i, o, g: [g * T.sign(i[0])]),
+    ScalarOp("abs", 1, np.abs, "ts_abs({0})", lambda T, i, o, g: [g * T.sign(i[0])]),
     ScalarOp("sign", 1, np.sign, "ts_sign({0})", lambda T, i, o, g: [_zero(T, i[0])]),
-    ScalarOp("reciprocal", 1, np.reciprocal, "(1.0 / {0})",
-             lambda T, i, o, g: [-g * o * o], kind="float"),
-    ScalarOp("sqr", 1, _sqr, "({0} * {0})", lambda T, i, o, g: [g * 2 * i[0]]),
+    ScalarOp("reciprocal", 1, np.reciprocal, "ts_reciprocal({0})",
+             lambda T, i, o, g: [-g * o * o]),
+    ScalarOp("sqr", 1, np.square, "({0} * {0})", lambda T, i, o, g: [g * 2 * i[0]]),
     ScalarOp("sqrt", 1, np.sqrt, "sqrt({0})", lambda T, i, o, g: [g * 0.5 / o], kind="float"),
-    ScalarOp("maximum", 2, np.maximum, "ts_max({0}, {1})",
-             lambda T, i, o, g: [g * T.ge(i[0], i[1]), g * T.lt(i[0], i[1])]),
-    ScalarOp("minimum", 2, np.minimum, "ts_min({0}, {1})",
-             lambda T, i, o, g: [g * T.le(i[0], i[1]), g * T.gt(i[0], i[1])]),
-    ScalarOp("clip", 3, np.clip, "ts_clip({0}, {1}, {2})",
-             lambda T, i, o, g: [g * (T.ge(i[0], i[1]) & T.le(i[0], i[2])),
-                                 g * T.lt(i[0], i[1]), g * T.gt(i[0], i[2])]),
+    ScalarOp("maximum", 2, np.maximum, "ts_max({0}, {1})", _maximum_grad),
+    ScalarOp("minimum", 2, np.minimum, "ts_min({0}, {1})", _minimum_grad),
+    ScalarOp("clip", 3, np.clip, "ts_min(ts_max({0}, {1}), {2})", _clip_grad),
     ScalarOp("where", 3, np.where, "({0} ? {1} : {2})",
              lambda T, i, o, g: [None, T.where(i[0], g, 0), T.where(i[0], 0, g)]),
     # exponentials and logarithms
@@ -173,13 +225,11 @@ _rows = [
              lambda T, i, o, g: [-g / T.sqrt(1 - i[0] * i[0])], kind="float"),
     ScalarOp("arctan", 1, np.arctan, "atan({0})",
              lambda T, i, o, g: [g / (1 + i[0] * i[0])], kind="float"),
-    ScalarOp("arctan2", 2, np.arctan2, "atan2({0}, {1})",
-             lambda T, i, o, g: [g * i[1] / (i[0] * i[0] + i[1] * i[1]),
-                                 -g * i[0] / (i[0] * i[0] + i[1] * i[1])], kind="float"),
+    ScalarOp("arctan2", 2, np.arctan2, "atan2({0}, {1})", _arctan2_grad, kind="float"),
     ScalarOp("sinh", 1, np.sinh, "sinh({0})", lambda T, i, o, g: [g * T.cosh(i[0])], kind="float"),
     ScalarOp("cosh", 1, np.cosh, "cosh({0})", lambda T, i, o, g: [g * T.sinh(i[0])], kind="float"),
     ScalarOp("tanh", 1, np.tanh, "tanh({0})", lambda T, i, o, g: [g * (1 - o * o)], kind="float"),
-    # rounding
+    # rounding (integers stay integers, as in numpy 2)
     ScalarOp("floor", 1, np.floor, "floor({0})", lambda T, i, o, g: [_zero(T, i[0])]),
     ScalarOp("ceil", 1, np.ceil, "ceil({0})", lambda T, i, o, g: [_zero(T, i[0])]),
     ScalarOp("round", 1, np.round, "nearbyint({0})", lambda T, i, o, g: [_zero(T, i[0])]),
@@ -191,8 +241,9 @@ _rows = [
     ScalarOp("ge", 2, np.greater_equal, "({0} >= {1})", infix=">=", kind="bool"),
     ScalarOp("eq", 2, np.equal, "({0} == {1})", infix="==", kind="bool"),
     ScalarOp("neq", 2, np.not_equal, "({0} != {1})", infix="!=", kind="bool"),
-    ScalarOp("isnan", 1, np.isnan, "isnan({0})", kind="bool"),
-    ScalarOp("isinf", 1, np.isinf, "isinf({0})", kind="bool"),
+    ScalarOp("isnan", 1, np.isnan, "ts_isnan({0})", kind="bool"),
+    ScalarOp("isinf", 1, np.isinf, "ts_isinf({0})", kind="bool"),
+    ScalarOp("isfinite", 1, np.isfinite, "ts_isfinite({0})", kind="bool"),
     # bitwise on integers, logical on booleans (numpy's & | ^ ~)
     ScalarOp("and_", 2, np.bitwise_and, "({0} & {1})", infix="&"),
     ScalarOp("or_", 2, np.bitwise_or, "({0} | {1})", infix="|"),
@@ -212,13 +263,20 @@ C_TYPES = {"bool": "npy_bool", "int8": "npy_int8", "int16": "npy_int16", "int32"
 
 
 def _cast_row(dtype):
+    target = np.dtype(dtype)
+
     def impl(x):
-        return np.asarray(x).astype(dtype)
+        x = np.asarray(x)
+        if x.dtype.kind == "c" and target.kind in "iuf":
+            x = x.real  # an explicit cast drops the imaginary part, without numpy's warning
+        return x.astype(target)
 
     def grad(T, i, o, g):
         return [T.cast(g, i[0].dtype)] if i[0].dtype[0] in "fc" and dtype[0] in "fc" else [None]
 
-    return ScalarOp(f"cast_{dtype}", 1, impl, f"(({C_TYPES[dtype]}){{0}})", grad)
+    # C's (unsigned char)0.5 is 0, numpy's bool(0.5) is True: compare with zero instead
+    c = "({0} != 0)" if dtype == "bool" else f"(({C_TYPES[dtype]}){{0}})"
+    return ScalarOp(f"cast_{dtype}", 1, impl, c, grad)
 
 
 for _d in CAST_DTYPES:
