@@ -1,2 +1,292 @@
-"""(filled in below)"""
-__all__ = []
+"""Neural-network basics: `softmax`, `logsoftmax`, `relu`, `one_hot` and the cross-entropy
+losses.  (`sigmoid` and `softplus` are rows of the elementwise table.)
+
+Softmax-like Ops act on the last axis by default (numpy/JAX convention); `axis=None` means
+over all elements, and a tuple of axes is accepted.  Their numpy implementations subtract the
+maximum first, so logits of +-1000 give finite, exact results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import config
+from ..errors import ShapeError
+from ..trace.graph import Apply, Constant, as_variable
+from ..trace.types import TensorType
+from .base import Op
+from .reduce import _check_axes, _float_dtype, expand, normalize_axis
+from .reduce import sum as _sum
+
+
+def _float_input(op, x):
+    x = as_variable(x)
+    if x.dtype[0] == "c":
+        raise TypeError(f"{op} of complex input ({x.type.short()}) is not supported")
+    return x
+
+
+def _work(x, dtype):
+    """`x` as the dtype the computation runs in: at least float32 (float16 rounds back)."""
+    return np.asarray(x).astype(np.promote_types(dtype, np.float32), copy=False)
+
+
+class Softmax(Op):
+    """exp(x) / sum(exp(x)) over `axis` (a sorted tuple), computed as exp(x - max) / sum(...).
+    Integer input gives numpy's float type for it (float64 for int64)."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis):
+        self.axis = tuple(axis)
+
+    def make_node(self, x):
+        x = _float_input("softmax", x)
+        _check_axes(self, x, self.axis)
+        return Apply(self, [x], [TensorType(_float_dtype(x.dtype), x.type.shape).make_variable()])
+
+    def perform(self, node, inputs):
+        dtype = node.outputs[0].dtype
+        x = _work(inputs[0], dtype)
+        if x.size == 0:
+            return (np.empty(x.shape, dtype),)
+        with np.errstate(invalid="ignore"):
+            e = np.exp(x - np.max(x, axis=self.axis, keepdims=True))
+            e /= np.sum(e, axis=self.axis, keepdims=True)
+        return (e.astype(dtype, copy=False),)
+
+    def L_op(self, inputs, outputs, output_grads):
+        (x,), (sm,), (g,) = inputs, outputs, output_grads
+        if g is None or x.dtype[0] != "f":
+            return [None]
+        return [(g - _sum(g * sm, self.axis, keepdims=True)) * sm]
+
+    def infer_shape(self, node, input_shapes):
+        return [tuple(input_shapes[0])]
+
+
+class LogSoftmax(Op):
+    """log(softmax(x)) over `axis`, computed as (x - max) - log(sum(exp(x - max))): exact
+    where the naive form rounds softmax to 0 and takes log(0)."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis):
+        self.axis = tuple(axis)
+
+    def make_node(self, x):
+        x = _float_input("logsoftmax", x)
+        _check_axes(self, x, self.axis)
+        return Apply(self, [x], [TensorType(_float_dtype(x.dtype), x.type.shape).make_variable()])
+
+    def perform(self, node, inputs):
+        dtype = node.outputs[0].dtype
+        x = _work(inputs[0], dtype)
+        if x.size == 0:
+            return (np.empty(x.shape, dtype),)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xm = x - np.max(x, axis=self.axis, keepdims=True)
+            r = xm - np.log(np.sum(np.exp(xm), axis=self.axis, keepdims=True))
+        return (r.astype(dtype, copy=False),)
+
+    def L_op(self, inputs, outputs, output_grads):
+        from .elemwise import exp
+
+        (x,), (out,), (g,) = inputs, outputs, output_grads
+        if g is None or x.dtype[0] != "f":
+            return [None]
+        return [g - exp(out) * _sum(g, self.axis, keepdims=True)]
+
+    def infer_shape(self, node, input_shapes):
+        return [tuple(input_shapes[0])]
+
+
+def softmax(x, axis=-1):
+    """The softmax over `axis` (default the last; None: over all elements)."""
+    x = as_variable(x)
+    return Softmax(normalize_axis(axis, x.ndim))(x)
+
+
+def logsoftmax(x, axis=-1):
+    """log(softmax(x)) over `axis` (default the last; None: over all elements), stable."""
+    x = as_variable(x)
+    return LogSoftmax(normalize_axis(axis, x.ndim))(x)
+
+
+log_softmax = logsoftmax
+
+
+def relu(x):
+    """max(0, x) elementwise, keeping nan; its gradient is 0 for x <= 0, also at the kink
+    (where `maximum(x, 0)` would split a tie)."""
+    from .elemwise import invert, le, where
+
+    return where(invert(le(x, 0)), x, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# one-hot codes and cross-entropy
+# ------------------------------------------------------------------------------------------
+
+def _check_labels(labels, n):
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        bad = labels[(labels < 0) | (labels >= n)].flat[0]
+        raise ValueError(f"label {bad} is out of range: labels must be in [0, {n})")
+
+
+class OneHot(Op):
+    """One-hot codes of integer `labels`: a new axis of size `num_classes` at `axis`, 1 at
+    the label and 0 elsewhere, in `dtype`.  A label outside [0, num_classes) is an error
+    (a wrong label must not silently become an all-zero row)."""
+
+    __props__ = ("axis", "dtype")
+    differentiable = False
+
+    def __init__(self, axis, dtype):
+        self.axis, self.dtype = int(axis), np.dtype(dtype).name
+
+    def make_node(self, labels, num_classes):
+        labels, n = as_variable(labels), as_variable(num_classes)
+        if labels.dtype[0] not in "iu":
+            raise TypeError(f"one_hot: labels must be integers, got {labels.type.short()}")
+        if n.ndim != 0 or n.dtype[0] not in "iu":
+            raise TypeError(f"one_hot: num_classes must be an integer scalar, got {n.type.short()}")
+        if not 0 <= self.axis <= labels.ndim:
+            raise ShapeError(f"one_hot: axis {self.axis} is out of bounds for a "
+                             f"{labels.ndim + 1}-d result")
+        k = int(n.data) if isinstance(n, Constant) else None
+        shape = labels.type.shape[:self.axis] + (k,) + labels.type.shape[self.axis:]
+        return Apply(self, [labels, n], [TensorType(self.dtype, shape).make_variable()])
+
+    def perform(self, node, inputs):
+        labels, n = inputs
+        n = int(n)
+        _check_labels(labels, n)
+        classes = np.arange(n).reshape((n,) + (1,) * (labels.ndim - self.axis))
+        return (np.equal(np.expand_dims(labels, self.axis), classes).astype(self.dtype),)
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [None, None]
+
+    def infer_shape(self, node, input_shapes):
+        shp, n = input_shapes[0], node.inputs[1]
+        if n.dtype != "int64":
+            from .elemwise import cast
+
+            n = cast(n, "int64")
+        return [tuple(shp[:self.axis]) + (n,) + tuple(shp[self.axis:])]
+
+
+def one_hot(labels, num_classes, axis=-1, dtype=None):
+    """One-hot codes of integer `labels` (jax.nn.one_hot): the class axis is inserted at
+    `axis` (default last); `dtype` defaults to `config.floatX`."""
+    labels = as_variable(labels)
+    ax = normalize_axis(axis, labels.ndim + 1)[0]
+    return OneHot(ax, dtype or config.floatX)(labels, num_classes)
+
+
+class SoftmaxCrossEntropy(Op):
+    """-log(softmax(logits)[label]) along `axis` (an int), for integer `labels` of the logits'
+    shape without that axis.  Computed as (max - logits[label]) + log(sum(exp(logits - max))),
+    finite and exact for logits of +-1000; its gradient is softmax(logits) - one_hot(labels),
+    never a division by a rounded probability."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis):
+        self.axis = int(axis)
+
+    def make_node(self, logits, labels):
+        logits, labels = _float_input("softmax_cross_entropy", logits), as_variable(labels)
+        if labels.dtype[0] not in "iu":
+            raise TypeError(f"softmax_cross_entropy: labels must be integers, got "
+                            f"{labels.type.short()} (for probabilities, pass them with the "
+                            "logits' shape)")
+        _check_axes(self, logits, (self.axis,))
+        rest = logits.type.shape[:self.axis] + logits.type.shape[self.axis + 1:]
+        if labels.ndim != len(rest):
+            raise ShapeError(f"softmax_cross_entropy: labels {labels.type.short()} must have the "
+                             f"shape of logits {logits.type.short()} without axis {self.axis}")
+        shape = []
+        for a, b in zip(rest, labels.type.shape):
+            if a is not None and b is not None and a != b:
+                raise ShapeError(f"softmax_cross_entropy: labels {labels.type.short()} do not match "
+                                 f"logits {logits.type.short()} without axis {self.axis}")
+            shape.append(a if a is not None else b)
+        out = TensorType(_float_dtype(logits.dtype), shape).make_variable()
+        return Apply(self, [logits, labels], [out])
+
+    def perform(self, node, inputs):
+        logits, labels = inputs
+        dtype = node.outputs[0].dtype
+        x = _work(logits, dtype)
+        want = x.shape[:self.axis] + x.shape[self.axis + 1:]
+        if labels.shape != want:
+            raise ValueError(f"labels of shape {labels.shape} do not match logits of shape "
+                             f"{x.shape} without axis {self.axis}")
+        _check_labels(labels, x.shape[self.axis])
+        if labels.size == 0:
+            return (np.empty(want, dtype),)
+        idx = np.expand_dims(labels, self.axis)
+        m = np.max(x, axis=self.axis, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (m - np.take_along_axis(x, idx, self.axis)
+                 + np.log(np.sum(np.exp(x - m), axis=self.axis, keepdims=True)))
+        return (r.reshape(want).astype(dtype, copy=False),)
+
+    def L_op(self, inputs, outputs, output_grads):
+        from .shape import shape_i
+
+        (logits, labels), (g,) = inputs, output_grads
+        if g is None or logits.dtype[0] != "f":
+            return [None, None]
+        code = OneHot(self.axis, logits.dtype)(labels, shape_i(logits, self.axis))
+        sm = Softmax((self.axis,))(logits)
+        return [expand(g, (self.axis,)) * (sm - code), None]
+
+    def infer_shape(self, node, input_shapes):
+        shp = input_shapes[0]
+        return [tuple(shp[:self.axis]) + tuple(shp[self.axis + 1:])]
+
+
+def softmax_cross_entropy(logits, labels, axis=-1):
+    """The cross-entropy of softmax(logits) along `axis` against `labels`, one loss per
+    example (not averaged).  Integer `labels` (the logits' shape without `axis`) are class
+    indices; float `labels` of the logits' shape are target probabilities, giving
+    -sum(labels * logsoftmax(logits), axis)."""
+    logits, labels = as_variable(logits), as_variable(labels)
+    ax = normalize_axis(axis, logits.ndim)[0]
+    if labels.dtype[0] == "f":
+        if labels.ndim != logits.ndim:
+            raise ShapeError(f"softmax_cross_entropy: probability labels {labels.type.short()} "
+                             f"must have the logits' dimensions ({logits.type.short()})")
+        return -_sum(labels * logsoftmax(logits, ax), ax)
+    return SoftmaxCrossEntropy(ax)(logits, labels)
+
+
+def categorical_crossentropy(coding_dist, true_dist):
+    """Theano's categorical cross-entropy over the last axis of `coding_dist` (probabilities).
+
+    `true_dist` is either integer class labels (one fewer dimension): -log(coding[label]);
+    or a distribution of coding's shape: -sum(true * log(coding)), where a 0 in `true_dist`
+    contributes 0 even against a 0 probability.  For logits, `softmax_cross_entropy` is the
+    stable choice."""
+    from .elemwise import eq, log, where
+
+    coding, true = as_variable(coding_dist), as_variable(true_dist)
+    if coding.ndim == 0:
+        raise ShapeError("categorical_crossentropy: coding_dist must have a class axis")
+    if true.ndim == coding.ndim:
+        return -_sum(true * log(where(eq(true, 0), 1, coding)), -1)
+    if true.ndim == coding.ndim - 1 and true.dtype[0] in "iu":
+        from .shape import shape_i
+
+        mask = OneHot(coding.ndim - 1, "bool")(true, shape_i(coding, -1))
+        return -log(_sum(where(mask, coding, 0), -1))
+    raise ShapeError(f"categorical_crossentropy: true_dist {true.type.short()} must be integer "
+                     f"labels with one dimension fewer than coding_dist {coding.type.short()}, "
+                     "or a distribution of its shape")
+
+
+__all__ = ["Softmax", "LogSoftmax", "OneHot", "SoftmaxCrossEntropy", "softmax", "logsoftmax",
+           "log_softmax", "relu", "one_hot", "softmax_cross_entropy", "categorical_crossentropy"]
