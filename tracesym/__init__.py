@@ -4,10 +4,12 @@ from . import backend as _backend  # noqa: F401  (registers the linkers)
 from .config import config
 from .errors import *  # noqa: F401,F403
 from .ops import *  # noqa: F401,F403
+from .autodiff import *  # noqa: F401,F403
 from .tensor import *  # noqa: F401,F403
 from .trace.compile import compile, update
 from .trace.context import eager
 from .trace.function import Function, function
 from .trace.graph import Apply, Constant, Graph, SharedVariable, Variable
+from .trace.printing import debugprint, pprint
 
 __version__ = "0.1.0"
