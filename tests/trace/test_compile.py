@@ -46,7 +46,7 @@ def test_decorator_with_options():
     out = f(np.array([1.0, 3.0]))  # float64 data: allowed to downcast
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, [0.5, 1.5])
-    assert f.specialize(np.zeros(1, np.float32)).config.mode == "FAST_COMPILE"
+    assert f.specialize(np.zeros(1, np.float32)).mode.optimizer == "fast_compile"
     assert f.specialize(np.zeros(1, np.float32)).name == "halve"
 
 

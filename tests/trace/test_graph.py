@@ -32,7 +32,7 @@ def test_variables_and_apply_nodes():
 
 def test_function_graph_is_a_networkx_dag():
     x, y, a, b, c = _chain()
-    f = ts.function([x, y], c)
+    f = ts.function([x, y], c, mode="NONE")
     g = f.graph
     assert isinstance(g, nx.DiGraph) and isinstance(g, Graph)
     assert nx.is_directed_acyclic_graph(g)
@@ -52,7 +52,7 @@ def test_function_graph_is_a_networkx_dag():
 def test_a_variable_used_twice_by_one_node():
     x = ts.dvector("x")
     y = x * x
-    g = ts.function([x], y).graph
+    g = ts.function([x], y, mode="NONE").graph
     assert g.edges[x, y.owner]["positions"] == [0, 1]
     assert g.clients(x) == [(y.owner, 0), (y.owner, 1)]
 
@@ -60,7 +60,7 @@ def test_a_variable_used_twice_by_one_node():
 def test_toposort_respects_dependencies():
     x, y, a, b, c = _chain()
     d = c * a
-    g = ts.function([x, y], [d, b]).graph
+    g = ts.function([x, y], [d, b], mode="NONE").graph
     order = g.toposort()
     assert [n.op.scalar_op.name for n in order] == ["mul", "exp", "add", "mul"]
     pos = {id(n): i for i, n in enumerate(order)}
@@ -93,7 +93,7 @@ def test_toposort_random_dags(steps):
 
 def test_networkx_ancestors_and_graph_helpers():
     x, y, a, b, c = _chain()
-    g = ts.function([x, y], c).graph
+    g = ts.function([x, y], c, mode="NONE").graph
     anc = nx.ancestors(g, b)
     assert x in anc and a in anc and a.owner in anc and y not in anc
     assert nx.descendants(g, y) == {c.owner, c}

@@ -24,6 +24,12 @@ class Op:
     __props__: tuple = ()
     #: False for Ops whose outputs do not depend differentiably on any input (argmax, shape...)
     differentiable = True
+    #: False for Ops constant folding must not evaluate at compile time (random draws)
+    foldable = True
+    #: {output index: [input index]}: the output is written into that input's buffer
+    destroy_map: dict = {}
+    #: {output index: [input index]}: the output may be a view of that input (no copy)
+    view_map: dict = {}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

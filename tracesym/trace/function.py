@@ -3,7 +3,7 @@ hand it to the rewriter and a linker, and wrap the result in a callable that val
 arguments and applies updates after every output is computed.
 
 Linkers and the rewriter live in layers above this one; they register themselves here
-(`LINKERS`, `REWRITERS`) when `tracesym` is imported, so this module imports neither.
+(`LINKERS`, `HOOKS`) when `tracesym` is imported, so this module imports neither.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from .graph import Constant, Graph, SharedVariable, Variable, as_variable, clone
 
 #: name -> callable(graph, config) returning a runner: runner(values) -> list of output values
 LINKERS: dict = {}
-#: mode name -> callable(graph, config) returning the rewritten graph (absent: no rewriting)
-REWRITERS: dict = {}
+#: set by `tracesym.rewrite`: "mode" resolves a mode argument to a Mode, "rewrite" maps
+#: (graph, mode) to the rewritten graph
+HOOKS: dict = {}
 
 
 def _flatten_outputs(outputs):
@@ -132,8 +133,7 @@ class Function:
     def __init__(self, inputs, outputs, updates=None, givens=None, mode=None,
                  on_unused_input="raise", allow_input_downcast=False, name=None):
         cfg = _global_config.snapshot()
-        if mode is not None:
-            cfg.mode = mode
+        self.mode = HOOKS["mode"](mode, cfg)
         if on_unused_input not in ("raise", "warn", "ignore"):
             raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
         self.config = cfg
@@ -161,10 +161,9 @@ class Function:
         targets = [t for t, _ in self.updates]
         graph = Graph(self.inputs + self.shared, exprs, update_targets=targets, name=name or "")
         self.unoptimized_graph = graph
-        rewriter = REWRITERS.get(cfg.mode)
-        self.graph = rewriter(graph, cfg) if rewriter else graph
+        self.graph = HOOKS["rewrite"](graph, self.mode)
         self.graph.update_targets = targets
-        self._runner = LINKERS[cfg.linker](self.graph, cfg)
+        self._runner = LINKERS[self.mode.linker or cfg.linker](self.graph, cfg)
         self._n_in, self._n_out = len(self.inputs), len(flat)
         self._no_static = [all(s is None for s in v.type.shape) for v in self.inputs]
         self._static_update = [any(s is not None for s in t.type.shape) for t in targets]

@@ -279,6 +279,25 @@ def clone_replace(outputs, replace: dict, rebuild=True) -> list[Variable]:
     return [memo.get(id(o), o) for o in outputs]
 
 
+def clone_graph(inputs, outputs):
+    """Copies of the Apply nodes between `inputs` and `outputs` (leaves are shared, not
+    copied), so a rewriter can mutate the copy without touching the user's variables.
+    Returns the new outputs."""
+    memo: dict[int, Variable] = {}
+    for node in applies_between(inputs, outputs):
+        new_outs = []
+        for o in node.outputs:
+            c = type(o).__new__(type(o))
+            c.__dict__.update(o.__dict__)
+            c.tag = SimpleNamespace(**vars(o.tag))
+            c.id = next(_ids)
+            new_outs.append(c)
+        Apply(node.op, [memo.get(id(v), v) for v in node.inputs], new_outs)
+        for o, c in zip(node.outputs, new_outs):
+            memo[id(o)] = c
+    return [memo.get(id(o), o) for o in outputs]
+
+
 class Graph(nx.DiGraph):
     """A function's graph: a networkx DiGraph of Variables and Apply nodes, plus the ordered
     `inputs` and `outputs` it computes.  Built once from the Apply structure."""
@@ -290,6 +309,8 @@ class Graph(nx.DiGraph):
         #: for a compiled function: the shared variables that the last `len(update_targets)`
         #: outputs are the new values of (the others are the function's own outputs)
         self.update_targets = list(update_targets)
+        #: (rule name, op) for every rewrite that fired on this graph, in order
+        self.rewrite_log: list[tuple[str, str]] = []
         if self.outputs:
             self._build()
 
@@ -313,6 +334,79 @@ class Graph(nx.DiGraph):
             for j, o in enumerate(node.outputs):
                 self.add_node(o, kind="variable")
                 self.add_edge(node, o, index=j)
+
+    # -- mutation (used by the rewriter, on a graph that `clone_graph` made) ----------------
+    def import_var(self, var):
+        """Add `var` and whatever computes it (down to variables already here)."""
+        new_nodes, seen, stack = [], set(), [var]
+        while stack:
+            v = stack.pop()
+            if v in self or id(v) in seen:
+                continue
+            seen.add(id(v))
+            node = v.owner
+            if node is None:
+                self.add_node(v, kind="variable")
+                continue
+            new_nodes.append(node)
+            seen.update(id(o) for o in node.outputs)
+            stack.extend(node.inputs)
+        for node in new_nodes:
+            self.add_node(node, kind="apply")
+            for j, o in enumerate(node.outputs):
+                self.add_node(o, kind="variable")
+                self.add_edge(node, o, index=j)
+        for node in new_nodes:
+            for i, x in enumerate(node.inputs):
+                self._link(x, node, i)
+
+    def _link(self, v, node, i):
+        if v not in self:
+            self.add_node(v, kind="variable")
+        if self.has_edge(v, node):
+            self.edges[v, node]["positions"].append(i)
+        else:
+            self.add_edge(v, node, positions=[i])
+
+    def replace(self, old, new):
+        """Make every client of `old` (and the graph's outputs) use `new` instead; nodes that no
+        longer lead to an output are removed."""
+        if old is new:
+            return
+        self.import_var(new)
+        for node in list(self.successors(old)):
+            positions = self.edges[old, node]["positions"]
+            for i in positions:
+                node.inputs[i] = new
+                self._link(new, node, i)
+            self.remove_edge(old, node)
+        self.outputs = [new if o is old else o for o in self.outputs]
+        self.prune(old)
+
+    def prune(self, var):
+        """Remove `var`'s owner (and, recursively, its inputs' owners) once none of its
+        outputs has a client or is an output."""
+        outs = set(map(id, self.outputs))
+        stack = [var]
+        while stack:
+            v = stack.pop()
+            node = v.owner
+            if node is None or node not in self:
+                continue
+            if any(self.out_degree(o) or id(o) in outs for o in node.outputs if o in self):
+                continue
+            ins = list(node.inputs)
+            for o in node.outputs:
+                if o in self:
+                    self.remove_node(o)
+            self.remove_node(node)
+            for x in ins:
+                if x in self and not self.out_degree(x) and id(x) not in outs:
+                    if x.owner is None:
+                        if not any(x is i for i in self.inputs):
+                            self.remove_node(x)
+                    else:
+                        stack.append(x)
 
     def toposort(self) -> list[Apply]:
         """Apply nodes in a deterministic order that respects dependencies."""
