@@ -49,7 +49,7 @@ def test_every_error_is_a_tracesym_error_with_a_builtin_base_and_a_docstring():
         assert issubclass(cls, errors.TracesymError)
         assert cls.__doc__ and len(cls.__doc__) > 20
         if cls is not errors.TracesymError:
-            assert any(issubclass(cls, b) for b in (TypeError, ValueError, RuntimeError, AssertionError))
+            assert any(issubclass(cls, b) for b in (TypeError, ValueError, IndexError, RuntimeError, AssertionError))
     assert ts.InputError is errors.InputError  # exported at the top level
 
 
@@ -132,6 +132,14 @@ def test_verify_grad_error_names_the_input_and_values():
     with raises(errors.VerifyGradError, r"gradient of input 0 disagrees.*index \(0,\): analytic .*numeric 0"):
         ts.verify_grad(lambda v: apply(wrong, v), [np.array([0.3, 1.6])],
                        rng=np.random.default_rng(0))
+
+
+def test_indexing_error_names_the_index():
+    x = ts.dmatrix("x")
+    with raises(errors.IndexingError, "too many indices for a 2-d tensor"):
+        x[0, 1, 2]
+    with raises(errors.IndexingError, "index 0"):
+        x[1.5]
 
 
 def test_every_error_class_is_exercised_here():

@@ -83,3 +83,10 @@ class NullGradientError(GradientError):
 class VerifyGradError(TracesymError, AssertionError):
     """`verify_grad` found an analytic gradient that disagrees with finite differences.  The
     message has the worst element, its analytic and numeric values."""
+
+
+class IndexingError(TracesymError, IndexError):
+    """An index numpy would reject: a float or complex index, too many indices, two `...`, an
+    index known to be out of bounds, a boolean mask whose shape does not match the indexed dims,
+    or index arrays that cannot be broadcast together.  Index with integers, slices, None,
+    `...`, integer arrays or boolean masks; cast a float index with `.astype('int64')`."""

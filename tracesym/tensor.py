@@ -141,19 +141,22 @@ class Tensor(Variable):
 
     # methods ----------------------------------------------------------------------------
     def astype(self, dtype): return O.cast(self, dtype)
-    def sum(self, axis=None, keepdims=False): return O.sum(self, axis=axis, keepdims=keepdims)
-    def prod(self, axis=None, keepdims=False): return O.prod(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return O.mean(self, axis=axis, keepdims=keepdims)
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return O.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
-    def std(self, axis=None, keepdims=False, ddof=0):
-        return O.std(self, axis=axis, keepdims=keepdims, ddof=ddof)
-    def max(self, axis=None, keepdims=False): return O.max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return O.min(self, axis=axis, keepdims=keepdims)
-    def argmax(self, axis=None, keepdims=False): return O.argmax(self, axis=axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return O.argmin(self, axis=axis, keepdims=keepdims)
-    def all(self, axis=None, keepdims=False): return O.all(self, axis=axis, keepdims=keepdims)
-    def any(self, axis=None, keepdims=False): return O.any(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis=None, dtype=None, keepdims=False):
+        return O.sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
+    def prod(self, axis=None, dtype=None, keepdims=False):
+        return O.prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
+    def mean(self, axis=None, dtype=None, keepdims=False):
+        return O.mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
+    def var(self, axis=None, dtype=None, *, ddof=0, keepdims=False):
+        return O.var(self, axis=axis, dtype=dtype, keepdims=keepdims, ddof=ddof)
+    def std(self, axis=None, dtype=None, *, ddof=0, keepdims=False):
+        return O.std(self, axis=axis, dtype=dtype, keepdims=keepdims, ddof=ddof)
+    def max(self, axis=None, *, keepdims=False): return O.max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, *, keepdims=False): return O.min(self, axis=axis, keepdims=keepdims)
+    def argmax(self, axis=None, *, keepdims=False): return O.argmax(self, axis=axis, keepdims=keepdims)
+    def argmin(self, axis=None, *, keepdims=False): return O.argmin(self, axis=axis, keepdims=keepdims)
+    def all(self, axis=None, *, keepdims=False): return O.all(self, axis=axis, keepdims=keepdims)
+    def any(self, axis=None, *, keepdims=False): return O.any(self, axis=axis, keepdims=keepdims)
     def cumsum(self, axis=None): return O.cumsum(self, axis=axis)
     def cumprod(self, axis=None): return O.cumprod(self, axis=axis)
     def dot(self, o): return O.dot(self, o)

@@ -7,10 +7,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import tracesym as ts
-from tracesym.errors import OpRuntimeError, ShapeError
+from tracesym.errors import IndexingError, OpRuntimeError, ShapeError
 from tracesym.ops.shape import ShapeI, shape_i
 from tracesym.ops.subtensor import (AdvancedIncSubtensor, AdvancedSubtensor, IncSubtensor,
-                                    IndexingError, LastWriteMask, SliceLength, Subtensor)
+                                    LastWriteMask, SliceLength, Subtensor)
 from tracesym.trace.graph import Constant
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, TracesymError
+from ..errors import IndexingError, ShapeError
 from ..trace.graph import Apply, Constant, Variable, as_variable
 from ..trace.types import TensorType, broadcast_shapes
 from .base import Op
@@ -31,12 +31,6 @@ from .base import Op
 SYM = "?"
 _FULL = (None, None, None)
 
-
-class IndexingError(TracesymError, IndexError):
-    """An index numpy would reject: a float or complex index, too many indices, two `...`, an
-    index known to be out of bounds, a boolean mask whose shape does not match the indexed dims,
-    or index arrays that cannot be broadcast together.  Index with integers, slices, None,
-    `...`, integer arrays or boolean masks; cast a float index with `.astype('int64')`."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,6 +684,6 @@ def inc_subtensor(indexed, value):
     return _update(indexed, value, False, "inc_subtensor")
 
 
-__all__ = ["IndexingError", "Subtensor", "AdvancedSubtensor", "IncSubtensor",
+__all__ = ["Subtensor", "AdvancedSubtensor", "IncSubtensor",
            "AdvancedIncSubtensor", "SliceLength", "LastWriteMask", "getitem", "set_subtensor",
            "inc_subtensor"]
