@@ -7,7 +7,7 @@ import pytest
 
 import tracesym as ts
 from tracesym.errors import OpRuntimeError, ShapeError
-from tracesym.ops.nnet import LogSoftmax, OneHot, Softmax, SoftmaxCrossEntropy
+from tracesym.ops.nnet import LogSoftmax, OneHot, Softmax, SoftmaxCrossEntropy, SoftmaxGrad
 from tracesym.ops.shape import shape_i
 from tracesym.trace.graph import ancestors
 
@@ -316,6 +316,12 @@ GRAD_CASES = {
         (lambda x: ts.softmax(x, axis=0), [_n(3, 4)]),
         (lambda x: ts.softmax(x, axis=None), [_n(2, 3, 2)]),
         (lambda x: ts.softmax(x * 300.0, axis=(0, 2)), [_n(2, 3, 2)]),
+    ],
+    SoftmaxGrad: [
+        (lambda dy, x: SoftmaxGrad((1,))(dy, ts.softmax(x)), [_n(3, 4), _n(3, 4)]),
+        (lambda dy, x: SoftmaxGrad((0, 2))(dy, ts.softmax(x, axis=(0, 2))),
+         [_n(2, 3, 2), _n(2, 3, 2)]),
+        (lambda dy, x: SoftmaxGrad((1,))(dy, ts.softmax(x)), [_n(1, 4), _n(3, 4)]),
     ],
     LogSoftmax: [
         (lambda x: ts.logsoftmax(x), [_n(3, 4)]),

@@ -13,7 +13,7 @@ import numpy as np
 from ..config import config
 from ..errors import ShapeError
 from ..trace.graph import Apply, Constant, as_variable
-from ..trace.types import TensorType
+from ..trace.types import TensorType, broadcast_shapes
 from .base import Op
 from .reduce import _check_axes, _float_dtype, expand, normalize_axis
 from .reduce import sum as _sum
@@ -56,13 +56,66 @@ class Softmax(Op):
         return (e.astype(dtype, copy=False),)
 
     def L_op(self, inputs, outputs, output_grads):
+        from .elemwise import cast
+
         (x,), (sm,), (g,) = inputs, outputs, output_grads
         if g is None or x.dtype[0] != "f":
             return [None]
-        return [(g - _sum(g * sm, self.axis, keepdims=True)) * sm]
+        return [SoftmaxGrad(self.axis)(cast(g, sm.dtype), sm)]
 
     def infer_shape(self, node, input_shapes):
         return [tuple(input_shapes[0])]
+
+
+class SoftmaxGrad(Op):
+    """The gradient of softmax over `axis`: (dy - sum(dy * sm, axis)) * sm, for the output
+    gradient `dy` and the softmax output `sm` (same dtype; numpy broadcasting).  An Op of its
+    own so a rewrite can recognise the gradient of log(softmax(x)), `dy = g / sm`, and replace
+    it by the logsoftmax gradient, which stays finite where sm underflows to 0."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis):
+        self.axis = tuple(axis)
+
+    def make_node(self, dy, sm):
+        dy, sm = _float_input("softmax_grad", dy), _float_input("softmax_grad", sm)
+        if dy.dtype != sm.dtype or dy.dtype[0] != "f":
+            raise TypeError(f"softmax_grad: dy ({dy.type.short()}) and sm ({sm.type.short()}) "
+                            "must have the same float dtype")
+        if dy.ndim != sm.ndim:
+            raise ShapeError(f"softmax_grad: dy ({dy.type.short()}) and sm ({sm.type.short()}) "
+                             "must have the same number of dimensions")
+        _check_axes(self, sm, self.axis)
+        shape = broadcast_shapes(dy.type.shape, sm.type.shape, where=" in softmax_grad")
+        return Apply(self, [dy, sm], [TensorType(sm.dtype, shape).make_variable()])
+
+    def perform(self, node, inputs):
+        dtype = node.outputs[0].dtype
+        dy, sm = (_work(v, dtype) for v in inputs)
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = (dy - np.sum(dy * sm, axis=self.axis, keepdims=True)) * sm
+        return (np.asarray(r, dtype=dtype),)
+
+    def L_op(self, inputs, outputs, output_grads):
+        """out = (dy - s) * sm with s = sum(dy * sm): d/d dy is softmax_grad(g, sm) itself,
+        d/d sm is g * (dy - s) - dy * sum(g * sm)."""
+        from .elemwise import _keeps_shape, cast, sum_to
+
+        (dy, sm), (g,) = inputs, output_grads
+        if g is None:
+            return [None, None]
+        g = cast(g, sm.dtype)
+        gdy = SoftmaxGrad(self.axis)(g, sm)
+        s = _sum(dy * sm, self.axis, keepdims=True)
+        gsm = g * (dy - s) - dy * _sum(g * sm, self.axis, keepdims=True)
+        return [v if _keeps_shape(x, inputs) else sum_to(v, x)
+                for v, x in ((gdy, dy), (gsm, sm))]
+
+    def infer_shape(self, node, input_shapes):
+        from .shape import broadcast_shape_of
+
+        return [broadcast_shape_of(input_shapes, node.inputs)]
 
 
 class LogSoftmax(Op):
@@ -288,5 +341,6 @@ def categorical_crossentropy(coding_dist, true_dist):
                      "or a distribution of its shape")
 
 
-__all__ = ["Softmax", "LogSoftmax", "OneHot", "SoftmaxCrossEntropy", "softmax", "logsoftmax",
-           "log_softmax", "relu", "one_hot", "softmax_cross_entropy", "categorical_crossentropy"]
+__all__ = ["Softmax", "SoftmaxGrad", "LogSoftmax", "OneHot", "SoftmaxCrossEntropy", "softmax",
+           "logsoftmax", "log_softmax", "relu", "one_hot", "softmax_cross_entropy",
+           "categorical_crossentropy"]
