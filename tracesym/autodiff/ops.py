@@ -21,6 +21,7 @@ class _Identity(Op):
     """Shared forward of the gradient-shaping Ops: the output is the first input."""
 
     abstract = True
+    view_map = {0: [0]}
 
     def make_node(self, x, *rest):
         x = as_variable(x)

@@ -223,7 +223,10 @@ def static_or(out, shp):
 
 class SumToShape(Op):
     """Sum `g` down to `shape` by the reverse of numpy broadcasting: the gradient of an
-    implicit broadcast whose size-1 dims are only known when the function runs."""
+    implicit broadcast whose size-1 dims are only known when the function runs.  The result is
+    `g` itself when nothing needs summing."""
+
+    view_map = {0: [0]}
 
     def make_node(self, g, shp):
         g, shp = as_variable(g), as_variable(shp)
@@ -291,6 +294,8 @@ def broadcast_node(op, x, dims):
 class BroadcastTo(Op):
     """numpy.broadcast_to (a read-only view; copied where the output must be written)."""
 
+    view_map = {0: [0]}
+
     def make_node(self, x, *dims):
         return broadcast_node(self, x, dims)
 
@@ -318,9 +323,11 @@ def broadcast_to(x, shp):
 
 class DimShuffle(Op):
     """Theano's dimshuffle: permute dims and insert broadcastable ones.  `new_order` lists
-    input dims and 'x' for a new size-1 dim; input dims left out must have size 1."""
+    input dims and 'x' for a new size-1 dim; input dims left out must have size 1.  The result
+    is a view of the input."""
 
     __props__ = ("new_order",)
+    view_map = {0: [0]}
 
     def __init__(self, new_order):
         self.new_order = tuple(new_order)
@@ -468,6 +475,8 @@ def squeeze(x, axis=None):
 class Reshape(Op):
     """numpy.reshape of `x` to the int64 scalar inputs after it; one of them may be -1 (the
     size that makes the element count match).  The result is a view where numpy gives one."""
+
+    view_map = {0: [0]}
 
     def make_node(self, x, *dims):
         x = as_variable(x)
@@ -683,9 +692,11 @@ class Split(Op):
     """numpy.split along `axis` into `sections` equal parts, or at the int64 scalar inputs
     after `x` (`x[:p0], x[p0:p1], ..., x[pk:]`, numpy's slicing semantics).  `partition` says
     the points are known to be non-decreasing after clipping, so the parts tile `x` and the
-    gradient is one concatenation; otherwise each part's gradient is added in place."""
+    gradient is one concatenation; otherwise each part's gradient is added in place.  Each part
+    is a view of `x` (`view_map` grows with the number of parts `make_node` produces)."""
 
     __props__ = ("axis", "sections", "partition")
+    view_map = {0: [0]}
 
     def __init__(self, axis, sections=None, partition=False):
         self.axis = int(axis)
@@ -716,6 +727,8 @@ class Split(Op):
                 sizes = [len(range(n)[a:b]) for a, b in zip(bounds, bounds[1:])]
         outs = [TensorType(x.dtype, x.type.shape[:self.axis] + (s,) + x.type.shape[self.axis + 1:])
                 .make_variable() for s in sizes]
+        if len(outs) > len(self.view_map):  # every part is a view of x, however many there are
+            self.view_map = {k: [0] for k in range(len(outs))}
         return Apply(self, [x, *points], outs)
 
     def perform(self, node, inputs):

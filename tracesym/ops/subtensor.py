@@ -15,7 +15,8 @@ Op):
 Basic keys (ints, slices, None) build `Subtensor`, anything with an index array or a mask
 `AdvancedSubtensor`.  `set_subtensor(x[key], v)` / `inc_subtensor(x[key], v)` read `x` and the
 key back from the indexing node and build `IncSubtensor` / `AdvancedIncSubtensor`, which copy
-`x` before writing: graphs are functional, no input is ever modified.
+`x` before writing: graphs are functional, no input is ever modified (the `inplace` rewrite
+drops the copy where `x` is an intermediate nobody else reads).
 """
 
 from __future__ import annotations
@@ -411,6 +412,8 @@ class Subtensor(_GetOp):
     """`x[key]` for a basic key (ints, slices with constant or symbolic bounds, None): a view
     of x in numpy."""
 
+    view_map = {0: [0]}
+
 
 class AdvancedSubtensor(_GetOp):
     """`x[key]` for a key holding integer index arrays or boolean masks, mixed with anything
@@ -519,18 +522,24 @@ def _has_int_arrays(inputs) -> bool:
 
 class _SetOp(_IndexOp):
     """A copy of `x` with `x[key]` replaced by or incremented by `y`: the parts IncSubtensor
-    and AdvancedIncSubtensor share."""
+    and AdvancedIncSubtensor share.  With `inplace` (chosen only by the `inplace` rewrite, once
+    it has proved nothing else reads `x`) the write goes into `x`'s own buffer instead of a
+    copy; a read-only `x` is still copied."""
 
     abstract = True
-    __props__ = ("idx_list", "set_instead_of_inc")
+    __props__ = ("idx_list", "set_instead_of_inc", "inplace")
 
-    def __init__(self, idx_list, set_instead_of_inc=False):
+    def __init__(self, idx_list, set_instead_of_inc=False, inplace=False):
         super().__init__(idx_list)
         self.set_instead_of_inc = bool(set_instead_of_inc)
+        self.inplace = bool(inplace)
+        if self.inplace:
+            self.destroy_map = {0: [0]}
 
     def __str__(self):
         verb = "set" if self.set_instead_of_inc else "inc"
-        return f"{type(self).__name__}{{{verb}, {fmt_index(self.idx_list)}}}"
+        mark = ", inplace" if self.inplace else ""
+        return f"{type(self).__name__}{{{verb}, {fmt_index(self.idx_list)}{mark}}}"
 
     __repr__ = __str__
 
@@ -558,7 +567,7 @@ class _SetOp(_IndexOp):
 
     def perform(self, node, inputs):
         x, y, *rest = inputs
-        out = x.copy()
+        out = x if self.inplace and type(x) is np.ndarray and x.flags.writeable else x.copy()
         key = _np_key(self.idx_list, rest)
         if self.set_instead_of_inc:
             out[key] = y

@@ -116,11 +116,22 @@ _MISSING = object()
 _AMBIGUOUS = -1
 
 
-def _aliases(a, pool, pool_ids) -> bool:
-    """True when ndarray `a` is, or may view the memory of, an array in `pool`."""
+def _aliases(a, pool, pool_ids, pool_views) -> bool:
+    """True when ndarray `a` is an array in `pool`, may view the memory of one, or may be
+    viewed by one of `pool_views` (the members of `pool` that are views): an array that owns
+    its memory (`base` None) can only share it with a view."""
     if id(a) in pool_ids:
         return True
-    return a.base is not None and any(np.may_share_memory(a, p) for p in pool)
+    if a.base is not None:
+        return any(np.may_share_memory(a, p) for p in pool)
+    return any(np.may_share_memory(a, p) for p in pool_views)
+
+
+def _add(pool, pool_ids, pool_views, a):
+    pool.append(a)
+    pool_ids.add(id(a))
+    if a.base is not None:
+        pool_views.append(a)
 
 
 class Function:
@@ -233,21 +244,21 @@ class Function:
         results = self._runner(vals)
         outs, news = list(results[:self._n_out]), list(results[self._n_out:])
         pool, pool_ids = list(vals), set(map(id, vals))
+        pool_views = [v for v in vals if v.base is not None]
         for k, ((target, _), new) in enumerate(zip(self.updates, news)):
             if self._static_update[k] and any(s is not None and s != d
                                               for s, d in zip(target.type.shape, new.shape)):
                 raise UpdateError(f"the update of {target.label()} produced shape {new.shape}, "
                                   f"but it has static shape {target.type.short()}; no update "
                                   "was applied")
-            if new is not target._value and (not new.flags.writeable or _aliases(new, pool, pool_ids)):
+            if new is not target._value and (not new.flags.writeable or
+                                              _aliases(new, pool, pool_ids, pool_views)):
                 news[k] = new = new.copy()
-            pool.append(new)
-            pool_ids.add(id(new))
+            _add(pool, pool_ids, pool_views, new)
         for k, o in enumerate(outs):
-            if not o.flags.writeable or _aliases(o, pool, pool_ids):
+            if not o.flags.writeable or _aliases(o, pool, pool_ids, pool_views):
                 outs[k] = o = o.copy()
-            pool.append(o)
-            pool_ids.add(id(o))
+            _add(pool, pool_ids, pool_views, o)
         for (target, _), new in zip(self.updates, news):
             target._value = new
         return self._rebuild(outs)
