@@ -1,121 +1,240 @@
-"""W3, logistic regression SGD step: x (600,784) float32, y int labels in [0,10), W (784,10)
-and b (10,) float32 zeros; p = softmax(x@W+b); cost = -mean(log(p)[arange(600), y]);
-W -= 0.13*dW; b -= 0.13*db.
+"""W3, a logistic-regression SGD step: x (600, 784) float32, y int64 labels in [0, 10),
+W (784, 10) and b (10,) float32 zeros; p = softmax(x @ W + b); cost = -mean(log(p)[arange(600),
+y]); W -= 0.13 * dW; b -= 0.13 * db, the parameters updated in place.
 
-Prints the time per step against numpy's hand-written step (and the installed peers), after
-checking the first steps agree, and the compile time of the train function in a fresh process
-(build + grad + compile + first call).  Run: python bench/w3_logreg.py [--quick]
+Compared: numpy with hand-written gradients (the reference), tracesym written as in the user's
+view (`@ts.compile`, `ts.grad`, `ts.update`), and PyTensor, JAX and PyTorch when installed.
+Every system's first six costs and its parameters after them are checked against numpy before
+anything is timed.  Then the time per step, and the compile time of the train function in fresh
+processes: cold (empty compile caches) and warm (the caches the cold run filled).
+
+Run: python bench/w3_logreg.py [--quick] [--no-compile-times] [--only tracesym,jax jit]
 """
 
-import _harness as H  # noqa: I001
+import _harness as H  # noqa: I001  (first: environment and allocator)
 
 import argparse
-import subprocess
+import os
 import sys
 import time
 
-import numpy as np
+H.setup_caches()
 
-N, D, K, LR = 600, 784, 10, np.float32(0.13)
+import numpy as np  # noqa: E402
+
+N, D, K, LR = 600, 784, 10, 0.13
+CHECK_STEPS = 6
 
 
-def data():
+def make_data():
     rng = np.random.default_rng(0)
-    return rng.random((N, D), dtype=np.float32), rng.integers(0, K, N).astype(np.int64)
+    return rng.random((N, D), dtype=np.float32), rng.integers(0, K, N)
+
+
+def zeros():
+    return np.zeros((D, K), np.float32), np.zeros(K, np.float32)
 
 
 class NumpyStep:
+    """The reference: eager numpy, gradient of softmax cross-entropy written by hand."""
+
     def __init__(self, x, y):
         self.x, self.y = x, y
-        self.W, self.b = np.zeros((D, K), np.float32), np.zeros(K, np.float32)
-        self.ar = np.arange(N)
+        self.W, self.b = zeros()
+        self.rows = np.arange(N)
 
-    def __call__(self):
+    def step(self):
         z = self.x @ self.W + self.b
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         s = e.sum(axis=1, keepdims=True)
-        cost = -(z[self.ar, self.y] - np.log(s[:, 0])).mean()
+        cost = -(z[self.rows, self.y] - np.log(s[:, 0])).mean()
         dz = e / s
-        dz[self.ar, self.y] -= 1.0
+        dz[self.rows, self.y] -= 1.0
         dz /= N
         self.W -= LR * (self.x.T @ dz)
         self.b -= LR * dz.sum(axis=0)
         return cost
 
-
-def build_tracesym():
-    import tracesym as ts
-
-    W = ts.shared(np.zeros((D, K), np.float32), name="W")
-    b = ts.shared(np.zeros(K, np.float32), name="b")
-
-    @ts.compile
-    def train(x: ts.fmatrix, y: ts.lvector):
-        p = ts.softmax(x @ W + b)
-        cost = -ts.log(p)[ts.arange(y.shape[0]), y].mean()
-        gW, gb = ts.grad(cost, [W, b])
-        ts.update(W, W - LR * gW)
-        ts.update(b, b - LR * gb)
-        return cost
-
-    return train, W, b
+    def params(self):
+        return self.W, self.b
 
 
-def compile_time_child():
-    x, y = data()
+class TracesymStep:
+    """The user's view of DESIGN.md: shared W and b, and a train function traced from Python."""
+
+    def __init__(self, x, y):
+        import tracesym as ts
+
+        self.W = W = ts.shared(zeros()[0], name="W")
+        self.b = b = ts.shared(zeros()[1], name="b")
+
+        @ts.compile
+        def train(x: ts.fmatrix, y: ts.lvector, lr=LR):
+            cost = -ts.log(ts.softmax(x @ W + b))[ts.arange(y.shape[0]), y].mean()
+            gW, gb = ts.grad(cost, [W, b])
+            ts.update(W, W - lr * gW)
+            ts.update(b, b - lr * gb)
+            return cost
+
+        self.train, self.x, self.y = train, x, y
+
+    def step(self):
+        return self.train(self.x, self.y)
+
+    def params(self):
+        return self.W.get_value(), self.b.get_value()
+
+
+class PyTensorStep:
+    def __init__(self, x, y, mode=None):
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.tensor.special import softmax
+
+        self.W, self.b = (pytensor.shared(v, name=n) for v, n in zip(zeros(), "Wb"))
+        xs, ys = pt.fmatrix("x"), pt.lvector("y")
+        cost = -pt.log(softmax(xs @ self.W + self.b, axis=-1))[pt.arange(ys.shape[0]), ys].mean()
+        gW, gb = pytensor.grad(cost, [self.W, self.b])
+        lr = np.float32(LR)  # a Python float would be a floatX (float64) constant in PyTensor
+        self.f = pytensor.function([xs, ys], cost, mode=mode,
+                                   updates=[(self.W, self.W - lr * gW), (self.b, self.b - lr * gb)])
+        self.x, self.y = x, y
+
+    def step(self):
+        return self.f(self.x, self.y)
+
+    def params(self):
+        return self.W.get_value(), self.b.get_value()
+
+
+class JaxStep:
+    def __init__(self, x, y):
+        import jax
+        import jax.numpy as jnp
+
+        def loss(W, b, x, y):
+            return -jnp.mean(jax.nn.log_softmax(x @ W + b)[jnp.arange(x.shape[0]), y])
+
+        def step(W, b, x, y):
+            cost, (gW, gb) = jax.value_and_grad(loss, argnums=(0, 1))(W, b, x, y)
+            return W - LR * gW, b - LR * gb, cost
+
+        self.jstep = jax.jit(step, donate_argnums=(0, 1))
+        self.W, self.b = (jnp.asarray(v) for v in zeros())
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+
+    def step(self):
+        self.W, self.b, cost = self.jstep(self.W, self.b, self.x, self.y)
+        return cost.block_until_ready()
+
+    def params(self):
+        return np.asarray(self.W), np.asarray(self.b)
+
+
+class TorchStep:
+    def __init__(self, x, y, compiled=False):
+        import torch
+        import torch.nn.functional as F
+
+        self.torch = torch
+        self.W, self.b = (torch.from_numpy(v) for v in zeros())
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step(W, b, x, y):  # gradient through torch.func; update in place
+            def loss(W, b):
+                return F.cross_entropy(x @ W + b, y)
+
+            (gW, gb), cost = torch.func.grad_and_value(loss, argnums=(0, 1))(W, b)
+            W.sub_(LR * gW)
+            b.sub_(LR * gb)
+            return cost
+
+        self.fstep = torch.compile(step) if compiled else step
+
+    def step(self):
+        return self.fstep(self.W, self.b, self.x, self.y).item()
+
+    def params(self):
+        return self.W.numpy(), self.b.numpy()
+
+
+SYSTEMS = {  # name -> (library imported, factory); the first is the reference
+    "numpy": ("numpy", NumpyStep),
+    "tracesym": ("tracesym", TracesymStep),
+    "pytensor (default mode)": ("pytensor", PyTensorStep),
+    "pytensor C (CVM)": ("pytensor", lambda x, y: PyTensorStep(x, y, mode="CVM")),
+    "jax jit": ("jax", JaxStep),
+    "torch eager": ("torch", TorchStep),
+    "torch.compile": ("torch", lambda x, y: TorchStep(x, y, compiled=True)),
+}
+COMPILE_CHILDREN = ("tracesym", "pytensor (default mode)", "jax jit", "torch.compile")
+
+
+def child(system):
+    """In a fresh process: import the library, build the step, run it once; print the times."""
+    lib, factory = SYSTEMS[system]
     t0 = time.perf_counter()
-    train, _, _ = build_tracesym()
-    train(x, y)
-    print(time.perf_counter() - t0)
+    __import__(lib)
+    t1 = time.perf_counter()
+    obj = factory(*make_data())
+    obj.step()
+    H.child_result({"import": t1 - t0, "first_step": time.perf_counter() - t1})
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer rounds; compile times of tracesym only")
+    ap.add_argument("--no-compile-times", action="store_true", help="skip the child processes")
+    ap.add_argument("--only", help="comma-separated systems to run besides numpy")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return compile_time_child()
-    x, y = data()
-    ref = NumpyStep(x, y)
-    train, W, b = build_tracesym()
-    for _ in range(6):
-        c_ref, c = ref(), train(x, y)
-        assert abs(float(c) - float(c_ref)) < 1e-5, (c, c_ref)
-    np.testing.assert_allclose(W.get_value(), ref.W, rtol=1e-4, atol=1e-5)
-    systems = {"numpy": ref, "tracesym": lambda: train(x, y)}
+        return child(args.child)
 
-    peers = H.optional_peers()
-    if "jax" in peers:
-        jax, jnp = peers["jax"], peers["jax"].numpy
+    x, y = make_data()
+    wanted = [n for n in SYSTEMS if n == "numpy" or not args.only or n in args.only.split(",")]
+    skipped, failures, objs, first = {}, [], {}, {}
+    for name in wanted:
+        lib, factory = SYSTEMS[name]
+        if lib in H.PEERS and H.peer(lib, skipped) is None:
+            continue
+        try:
+            t0 = time.perf_counter()
+            objs[name] = factory(x, y)
+            costs = [float(objs[name].step()) for _ in range(CHECK_STEPS)]
+            first[name] = (time.perf_counter() - t0, costs, objs[name].params())
+        except Exception as e:
+            objs.pop(name, None)
+            H.skip(name, f"{type(e).__name__}: {e}"[:300], skipped)
+    H.env_report()
 
-        def loss(W, b, x, y):
-            return -jnp.mean(jax.nn.log_softmax(x @ W + b)[jnp.arange(N), y])
+    ref_costs, ref_params = first["numpy"][1], first["numpy"][2]
+    print(f"# numpy costs of the first {CHECK_STEPS} steps: " + " ".join(f"{c:.6f}" for c in ref_costs))
+    for name in list(objs):
+        if name == "numpy":
+            continue
+        _, costs, params = first[name]
+        ok = H.check(f"W3 {name} costs", costs, ref_costs, 1e-5, failures)
+        for label, p, pr in zip("Wb", params, ref_params):
+            ok &= H.check(f"W3 {name} {label} after {CHECK_STEPS} steps", p, pr, 1e-4, failures)
+        if not ok:
+            del objs[name]
 
-        @jax.jit
-        def step(W, b, x, y):
-            c, (gW, gb) = jax.value_and_grad(loss, argnums=(0, 1))(W, b, x, y)
-            return W - LR * gW, b - LR * gb, c
+    stats = H.bench({n: o.step for n, o in objs.items()}, rounds=5 if args.quick else 11, inner=10)
+    H.report(f"W3 time per SGD step, logistic regression {N}x{D} float32", stats)
+    print("# build + compile + first steps, in process: "
+          + ", ".join(f"{n} {first[n][0]:.2f} s" for n in objs if n != "numpy"))
 
-        st = {"W": jnp.zeros((D, K), jnp.float32), "b": jnp.zeros(K, jnp.float32)}
-        xj, yj = jnp.asarray(x), jnp.asarray(y)
-
-        def jax_step():
-            st["W"], st["b"], c = step(st["W"], st["b"], xj, yj)
-            return c.block_until_ready()
-
-        systems["jax jit"] = jax_step
-    stats = H.bench(systems, rounds=5 if args.quick else 11, inner=10)
-    H.report("W3 time per logistic-regression SGD step (600x784 float32)", stats)
-
-    colds = []
-    for _ in range(1 if args.quick else 3):
-        out = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True, check=True)
-        colds.append(float(out.stdout.strip().splitlines()[-1]))
-    print(f"  tracesym train function, fresh process (build + grad + compile + first call): "
-          f"median {H.fmt_time(float(np.median(colds)))}")
+    if not args.no_compile_times:
+        children = ["tracesym"] if args.quick else [n for n in COMPILE_CHILDREN if n in objs]
+        results = {n: H.cold_warm(os.path.abspath(__file__), n) for n in children}
+        if results:
+            H.report_compile("W3 compile time of the train function", results)
+    H.print_skipped(skipped)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

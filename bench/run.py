@@ -1,0 +1,49 @@
+"""Run the benchmark workloads one after the other, each in its own process.
+
+    python bench/run.py                 # every workload, full rounds and compile times
+    python bench/run.py --quick         # fewer rounds (about ten seconds without peers)
+    python bench/run.py w3 --quick      # just some of them
+
+Peers (PyTensor, JAX, PyTorch) are compared when they are importable in the same environment;
+none of them is a dependency of tracesym.  Exits non-zero when a workload fails or a system
+computes a different result from numpy's: the timings would not mean anything then.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = {"w2": "w2_overhead.py", "w3": "w3_logreg.py"}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("workloads", nargs="*", metavar="WORKLOAD",
+                    help=f"some of {', '.join(WORKLOADS)} (default: all)")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds, fewer compile children")
+    ap.add_argument("--no-compile-times", action="store_true",
+                    help="skip the cold/warm compile children (W3)")
+    args = ap.parse_args()
+    unknown = [w for w in args.workloads if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workload {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    failed = []
+    for name in args.workloads or list(WORKLOADS):
+        cmd = [sys.executable, os.path.join(HERE, WORKLOADS[name])]
+        cmd += ["--quick"] if args.quick else []
+        cmd += ["--no-compile-times"] if args.no_compile_times and name == "w3" else []
+        print(f"\n#### {name}: {' '.join(os.path.basename(c) for c in cmd[1:])}", flush=True)
+        t0 = time.perf_counter()
+        rc = subprocess.call(cmd)
+        print(f"#### {name}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        if rc:
+            failed.append(name)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
