@@ -5,32 +5,38 @@ A local rule is a small function `(graph, node) -> replacements | None` register
 `@node_rewriter([OpType, ...], tags=(...))`; its docstring states the identity it applies.
 Replacements are a list aligned with `node.outputs` (None keeps an output) or a dict
 `{old_variable: new_variable}`.  The engine, not the rule, checks that a replacement keeps the
-type (dtype, ndim, no conflicting static size), copies the user's source line and name onto
-what the rule built, and records which rule fired where (`graph.rewrite_log`).
+type (dtype, ndim, broadcast pattern, no conflicting static size), copies the user's source
+line and name onto what the rule built, and records which rule fired where
+(`graph.rewrite_log`).
 
 A graph pass is `(graph) -> None` that mutates the graph as a whole (merge, fusion, in-place),
 registered with `@graph_pass(phase, tags=...)`.
 
 Phases run in the order of `PHASES`.  In each phase the passes registered for it run first,
-then its local rules repeatedly until nothing fires; then the graph is merged again.
+then its local rules until none fires; then the graph is merged again.  Every rule and pass is
+also tagged with its own name and its phase, so `Mode(exclude=["local_log1p"])` or
+`Mode(exclude=["stabilize"])` turns it off.
 """
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import TracesymError
-from ..trace.graph import Constant, Variable, as_variable
+from ..trace.graph import Constant, as_variable
 
 #: the phases, in the order they run
 PHASES = ("merge", "canonicalize", "stabilize", "specialize", "fusion", "inplace")
-MAX_ROUNDS = 100
+#: rule firings allowed per graph node in one phase; more means rules undo each other
+MAX_FIRINGS_PER_NODE = 20
 
 
 class RewriteError(TracesymError, RuntimeError):
     """A rewrite misbehaved: its replacement changed a variable's type, or rules kept undoing
-    each other (the message names them).  Exclude the rule's tag in the mode to work around."""
+    each other (the message names them).  Exclude the rule (by name or tag) in the mode to work
+    around it: `ts.Mode(exclude=["rule_name"])`."""
 
 
 @dataclass(eq=False)
@@ -52,6 +58,9 @@ class GraphPass:
     tags: frozenset
     phase: str
 
+    def __repr__(self):
+        return f"<pass {self.name} [{self.phase}]>"
+
 
 @dataclass
 class RewriteDB:
@@ -63,7 +72,15 @@ class RewriteDB:
 
     def _check_name(self, name):
         if name in self.names():
-            raise ValueError(f"a rewrite named {name!r} is already registered")
+            raise ValueError(f"a rewrite named {name!r} is already registered; pass name=... "
+                             "or remove the old one first (REWRITES.remove(name))")
+
+    def remove(self, name):
+        """Unregister the rule or pass called `name` (to redefine it, e.g. in a notebook)."""
+        if name not in self.names():
+            raise KeyError(f"no rewrite named {name!r} is registered")
+        self.rules = [r for r in self.rules if r.name != name]
+        self.passes = [p for p in self.passes if p.name != name]
 
 
 #: every registered rewrite, the library's and the user's
@@ -82,12 +99,28 @@ def node_rewriter(ops, tags=("canonicalize",), phase=None, name=None, db=REWRITE
     """Register a local rule watching nodes whose Op is an instance of one of `ops` (a type or
     a list of types; None watches every node).  `tags` select it in modes (`fast_run` is
     implied; add `fast_compile` for cheap rules); `phase` defaults to the first tag that
-    names one."""
+    names one.  A user's own Op gets rules the same way::
+
+        @ts.node_rewriter([MyOp], tags=("canonicalize",))
+        def my_op_of_zero(graph, node):
+            "my_op(0) -> 0"
+            x, = node.inputs
+            if isinstance(x, ts.Constant) and not x.data.any():
+                return [x]
+
+    Return None to leave the node alone, or its replacements: a list aligned with
+    `node.outputs` (None keeps an output) or a dict `{old: new}`.  Each replacement must have
+    the replaced variable's dtype, ndim and broadcast pattern.
+    """
     ops = (ops,) if isinstance(ops, type) else tuple(ops) if ops is not None else ()
+    bad = [o for o in ops if not isinstance(o, type)]
+    if bad:
+        raise TypeError(f"node_rewriter watches Op classes, got {bad!r}")
 
     def deco(fn):
         ph = _phase_of(tags, phase)
-        rule = LocalRule(name or fn.__name__, fn, ops, frozenset(tags) | {ph, "fast_run"}, ph)
+        rname = name or fn.__name__
+        rule = LocalRule(rname, fn, ops, frozenset(tags) | {ph, "fast_run", rname}, ph)
         db._check_name(rule.name)
         db.rules.append(rule)
         fn.rule = rule
@@ -98,9 +131,11 @@ def node_rewriter(ops, tags=("canonicalize",), phase=None, name=None, db=REWRITE
 
 def graph_pass(phase, tags=(), name=None, db=REWRITES):
     """Register a whole-graph pass `(graph) -> None` that runs at the start of `phase`."""
+    phase = _phase_of((), phase)
 
     def deco(fn):
-        p = GraphPass(name or fn.__name__, fn, frozenset(tags) | {phase, "fast_run"}, _phase_of((), phase))
+        pname = name or fn.__name__
+        p = GraphPass(pname, fn, frozenset(tags) | {phase, "fast_run", pname}, phase)
         db._check_name(p.name)
         db.passes.append(p)
         fn.graph_pass = p
@@ -111,14 +146,20 @@ def graph_pass(phase, tags=(), name=None, db=REWRITES):
 
 # -- applying replacements ------------------------------------------------------------------
 
-def _compatible(old: Variable, new: Variable) -> bool:
-    ot, nt = old.type, new.type
-    return ot.dtype == nt.dtype and ot.ndim == nt.ndim and all(
-        a is None or b is None or a == b for a, b in zip(ot.shape, nt.shape))
+def compatible(old, new) -> bool:
+    """Whether a value of TensorType `new` may stand where one of type `old` was expected: the
+    same dtype, ndim and broadcast pattern (a static size 1 stays 1), and no static size that
+    contradicts the other's.  A replacement may know more sizes than the original, not fewer
+    broadcastable ones."""
+    return old.dtype == new.dtype and old.ndim == new.ndim and all(
+        (a is None or b is None or a == b) and (a != 1 or b == 1)
+        for a, b in zip(old.shape, new.shape))
 
 
 def apply_replacements(graph, node, repl, rule_name):
-    """Swap `node`'s outputs for a rule's replacements, after checking their types."""
+    """Swap `node`'s outputs for a rule's replacements, after checking their types.  Returns
+    the Apply nodes the replacements brought into the graph (in dependency order), or None
+    when nothing changed."""
     if isinstance(repl, dict):
         pairs = list(repl.items())
     else:
@@ -130,34 +171,56 @@ def apply_replacements(graph, node, repl, rule_name):
     checked = []
     for old, new in pairs:
         new = as_variable(new)
-        if not _compatible(old, new):
+        if not compatible(old.type, new.type):
             raise RewriteError(f"rewrite {rule_name} replaced {old.label()} ({old.type.short()}) by "
-                               f"{new.label()} ({new.type.short()}): a rewrite must keep the type")
+                               f"{new.label()} ({new.type.short()}): a rewrite must keep the dtype, "
+                               "ndim and broadcast pattern")
         checked.append((old, new))
+    added, changed = [], False
     for old, new in checked:
         if old is new or old not in graph:
             continue
-        for v in _new_variables(graph, new):
-            v.source = old.source
+        built = _new_applies(graph, new, old, rule_name)
+        for a in built:
+            for v in a.outputs:
+                v.source = old.source
         if new.owner is not None and not new.name and old.name and new not in graph:
             new.name = old.name
-        graph.replace(old, new)
+        replace(graph, old, new)
         graph.rewrite_log.append((rule_name, str(node.op)))
+        added.extend(built)
+        changed = True
+    return added if changed else None
 
 
-def _new_variables(graph, var):
-    """Variables a rewrite just built (not yet in the graph) that compute `var`."""
-    out, stack, seen = [], [var], set()
+def replace(graph, old, new):
+    """`graph.replace`, also dropping `old` when it is a leaf (a constant) nothing uses now."""
+    graph.replace(old, new)
+    if old.owner is None and old in graph and not graph.out_degree(old) and \
+            not any(old is v for v in graph.outputs) and not any(old is v for v in graph.inputs):
+        graph.remove_node(old)
+
+
+def _new_applies(graph, var, old, rule_name):
+    """The Apply nodes a rewrite just built (not yet in the graph) that compute `var`, each
+    after the nodes computing its inputs."""
+    order, seen = [], set()
+    stack = [(var, False)]
     while stack:
-        v = stack.pop()
-        if v in graph or id(v) in seen or isinstance(v, Constant):
+        v, done = stack.pop()
+        node = v.owner
+        if done:
+            order.append(node)
             continue
-        seen.add(id(v))
-        if v.owner is None:
+        if v is old:
+            raise RewriteError(f"rewrite {rule_name} replaced {old.label()} by an expression "
+                               "that uses it: the graph would have a cycle")
+        if v in graph or isinstance(v, Constant) or node is None or id(node) in seen:
             continue
-        out.append(v)
-        stack.extend(v.owner.inputs)
-    return out
+        seen.add(id(node))
+        stack.append((v, True))
+        stack.extend((x, False) for x in reversed(node.inputs))
+    return order
 
 
 # -- the driver ----------------------------------------------------------------------------
@@ -177,34 +240,58 @@ class _Index:
         return r
 
 
+def _fighting(recent, why) -> RewriteError:
+    names = [n for n, _ in Counter(recent).most_common(6)]
+    return RewriteError(f"rewrites did not settle ({why}); still firing: {', '.join(names)}. "
+                        f"They undo each other; exclude one (ts.Mode(exclude=[{names[0]!r}])) "
+                        "and report the graph")
+
+
 def run_local_rules(graph, rules):
-    """Apply `rules` until none fires.  Rules that keep firing without end raise RewriteError."""
+    """Apply `rules` until none fires.
+
+    Each sweep visits the nodes in dependency order; the nodes a replacement builds are
+    visited at once, so a chain of rewrites down a long graph settles in one sweep; a sweep in
+    which nothing fires ends the phase.  Rules that keep firing without end (two rules undoing
+    each other) raise RewriteError naming them after `MAX_FIRINGS_PER_NODE` firings per node
+    of the graph, which bounds the number of sweeps too."""
     index = _Index(rules)
-    history: list[dict] = []
-    for _ in range(MAX_ROUNDS):
-        fired: dict[str, int] = {}
-        for node in graph.toposort():
+    budget = MAX_FIRINGS_PER_NODE * (graph.number_of_nodes() + 50)
+    recent: deque = deque(maxlen=64)
+    total = 0
+    while True:
+        work = graph.toposort()
+        work.reverse()
+        fired = 0
+        while work:
+            node = work.pop()
             for rule in index.for_op(node.op):
                 if node not in graph:
                     break
                 repl = rule.fn(graph, node)
                 if repl is None or repl is False:
                     continue
-                apply_replacements(graph, node, repl, rule.name)
-                fired[rule.name] = fired.get(rule.name, 0) + 1
+                added = apply_replacements(graph, node, repl, rule.name)
+                if added is None:
+                    continue
+                fired += 1
+                recent.append(rule.name)
+                if total + fired > budget:
+                    raise _fighting(recent, f"{total + fired} firings on a graph of "
+                                            f"{graph.number_of_nodes()} nodes")
+                work.extend(reversed(added))
         if not fired:
             return
-        history.append(fired)
-    last = sorted(history[-1], key=history[-1].get, reverse=True)
-    raise RewriteError(f"rewrites did not settle after {MAX_ROUNDS} rounds; still firing: "
-                       f"{', '.join(last[:6])}. Exclude one of them (ts.Mode(exclude=[...])) and "
-                       "report the graph")
+        total += fired
 
 
-def run_phases(graph, enabled: Callable[[frozenset], bool], db=REWRITES):
-    """Run every phase's enabled passes and rules on `graph` (in place)."""
+def run_phases(graph, enabled: Callable[[frozenset], bool], db=REWRITES, check=None):
+    """Run every phase's enabled passes and rules on `graph` (in place).  `check(graph, phase,
+    fired)`, when given, runs after each phase with the `rewrite_log` entries of that phase
+    (the graph verifier, in tests)."""
     merge_passes = [p for p in db.passes if p.phase == "merge" and enabled(p.tags)]
     for phase in PHASES:
+        start = len(graph.rewrite_log)
         for p in db.passes:
             if p.phase == phase and enabled(p.tags):
                 p.fn(graph)
@@ -213,5 +300,6 @@ def run_phases(graph, enabled: Callable[[frozenset], bool], db=REWRITES):
             run_local_rules(graph, rules)
             for p in merge_passes:
                 p.fn(graph)
+        if check is not None:
+            check(graph, phase, graph.rewrite_log[start:])
     return graph
-
