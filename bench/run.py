@@ -16,7 +16,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = {"w2": "w2_overhead.py", "w3": "w3_logreg.py"}
+WORKLOADS = {"w2": "w2_overhead.py", "w3": "w3_logreg.py", "w7": "w7_biggraph.py"}
 
 
 def main():
@@ -25,7 +25,7 @@ def main():
                     help=f"some of {', '.join(WORKLOADS)} (default: all)")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, fewer compile children")
     ap.add_argument("--no-compile-times", action="store_true",
-                    help="skip the cold/warm compile children (W3)")
+                    help="skip the cold/warm compile children (W3, W7)")
     args = ap.parse_args()
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
@@ -34,7 +34,7 @@ def main():
     for name in args.workloads or list(WORKLOADS):
         cmd = [sys.executable, os.path.join(HERE, WORKLOADS[name])]
         cmd += ["--quick"] if args.quick else []
-        cmd += ["--no-compile-times"] if args.no_compile_times and name == "w3" else []
+        cmd += ["--no-compile-times"] if args.no_compile_times and name in ("w3", "w7") else []
         print(f"\n#### {name}: {' '.join(os.path.basename(c) for c in cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         rc = subprocess.call(cmd)

@@ -189,3 +189,57 @@ def test_pprint_returns_and_optionally_writes(capsys):
 
 def test_exported_at_top_level():
     assert ts.debugprint is debugprint and ts.pprint is pprint
+
+
+class _Loop:
+    """A duck-typed Op holding an inner graph (`inner_inputs`, `inner_outputs`: the protocol
+    scan follows); printing needs only that and str(op)."""
+
+    def __init__(self, inner_inputs, inner_outputs, name="Loop"):
+        self.inner_inputs, self.inner_outputs, self.name = inner_inputs, inner_outputs, name
+
+    def __str__(self):
+        return self.name
+
+
+def _loop(op, inputs, n_out=1):
+    return Apply(op, inputs, [TensorType("float64", (None,)).make_variable() for _ in range(n_out)]).outputs
+
+
+def test_debugprint_prints_an_inner_graph_under_its_node():
+    x, x_t = ts.dvector("x"), ts.dvector("x_t")
+    [y] = _loop(_Loop([x_t], [ts.exp(x_t) * 2.0]), [x, ts.constant(3)])
+    assert debugprint(y + 1.0, file="str") == (
+        "Elemwise{add} id A float64[?]\n"
+        " ├─ Loop id B float64[?]\n"
+        " │   ├─ x id C float64[?]\n"
+        " │   ├─ 3 id D int64[]\n"
+        " │   └─ inner graph:\n"
+        " │      Elemwise{mul} id E float64[?]\n"
+        " │       ├─ Elemwise{exp} id F float64[?]\n"
+        " │       │   └─ *0 x_t id G float64[?]\n"
+        " │       └─ 2.0 id H float64[]\n"
+        " └─ 1.0 id I float64[]\n")
+
+
+def test_debugprint_nested_inner_graphs_and_multiple_outputs():
+    x, x_t, h, unused = ts.dvector("x"), ts.dvector("x_t"), ts.dvector("h"), ts.dvector("u")
+    [inner] = _loop(_Loop([h], [ts.tanh(h)], "InnerLoop"), [x_t])
+    a, b = _loop(_Loop([unused, x_t], [ts.exp(x_t), inner]), [x, x], n_out=2)
+    assert debugprint([a, b], file="str", print_type=False) == (
+        "Loop.0 id A\n"
+        " ├─ x id B\n"
+        " ├─ ··· id B\n"
+        " └─ inner graph:\n"
+        "    Elemwise{exp} id C\n"
+        "     └─ *1 x_t id D\n"
+        "    InnerLoop id E\n"
+        "     ├─ ··· id D\n"
+        "     └─ inner graph:\n"
+        "        Elemwise{tanh} id F\n"
+        "         └─ *0 h id G\n"
+        "··· id A.1\n")
+    # without ids every occurrence is printed in full, inner graphs included
+    text = debugprint([a, b], file="str", print_type=False, ids=False)
+    assert text.count("inner graph:") == 4 and text.count("*0 h") == 2
+    assert text.splitlines()[11] == "Loop.1"

@@ -221,6 +221,11 @@ class CompiledFunction:
     def __repr__(self):
         return f"<tracesym.compile {self.name}: {len(self._cache)} trace(s)>"
 
+    def _repr_svg_(self):
+        """The last call's graph as SVG, for notebooks; None before the first call or without
+        Graphviz's `dot`."""
+        return None if self._last is None else self._last._repr_svg_()
+
 
 def _flatten(result):
     """(flat list of output variables, rebuild) for a value, or (nested) tuples, lists, dicts
