@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tracesym as ts
 from tracesym.errors import OpRuntimeError, ShapeError
-from tracesym.ops.blas import MatMul
+from tracesym.ops.blas import Gemm, Gemv, Ger, MatMul
 from tracesym.ops.shape import shape_i
 from tracesym.trace.graph import ancestors
 
@@ -249,6 +249,19 @@ GRAD_CASES = {
         (lambda a, b: ts.matmul(a, b), [_u(3), _u(2, 3, 4)]),
         (lambda a, b: ts.matmul(a, b), [_u(2, 4, 3), _u(3)]),
     ],
+    Gemm: [
+        (lambda z, a, x, y, b: Gemm()(z, a, x, y, b), [_u(3, 2), _u(), _u(3, 4), _u(4, 2), _u(seed=1)]),
+        (lambda z, a, x, y, b: Gemm()(z, a, x, y, b), [_u(1, 2), _u(), _u(3, 4), _u(4, 2), _u(seed=1)]),
+        (lambda z, a, x, y, b: Gemm()(z, a, x, y, b), [_u(3, 2), _u(), _u(1, 4), _u(4, 2), _u(seed=1)]),
+    ],
+    Gemv: [
+        (lambda z, a, m, v, b: Gemv()(z, a, m, v, b), [_u(3), _u(), _u(3, 4), _u(4), _u(seed=1)]),
+        (lambda z, a, m, v, b: Gemv()(z, a, m, v, b), [_u(1), _u(), _u(3, 4), _u(4), _u(seed=1)]),
+    ],
+    Ger: [
+        (lambda z, a, x, y: Ger()(z, a, x, y), [_u(3, 2), _u(), _u(3), _u(2)]),
+        (lambda z, a, x, y: Ger()(z, a, x, y), [_u(3, 1), _u(), _u(3), _u(2)]),
+    ],
 }
 
 
@@ -285,3 +298,72 @@ def test_mixed_dtype_gradients():
     check(run([a, b], gb, av, bv), np.full((3, 4), 2.0))
     gi = ts.grad(ts.sum(a @ i), a)
     check(run([a, i], gi, av, np.ones((3, 2), "int64")), np.full((2, 3), 2.0, "float32"))
+
+
+# ---------------------------------------------------------------------------------------------
+# BLAS updates
+# ---------------------------------------------------------------------------------------------
+
+BLAS_CASES = [  # (Op, shapes of z, x, y, reference)
+    (Gemm, (3, 5), (3, 4), (4, 5), lambda z, a, x, y, b: b * z + a * (x @ y)),
+    (Gemm, (1, 5), (3, 4), (4, 5), lambda z, a, x, y, b: b * z + a * (x @ y)),  # z broadcast
+    (Gemm, (3, 5), (3, 40), (40, 5), lambda z, a, x, y, b: b * z + a * (x @ y)),  # alpha on z's side
+    (Gemm, (30, 50), (30, 2), (2, 50), lambda z, a, x, y, b: b * z + a * (x @ y)),  # on x
+    (Gemm, (30, 2), (30, 40), (40, 2), lambda z, a, x, y, b: b * z + a * (x @ y)),  # on y
+    (Gemm, (0, 5), (0, 4), (4, 5), lambda z, a, x, y, b: b * z + a * (x @ y)),
+    (Gemv, (3,), (3, 4), (4,), lambda z, a, x, y, b: b * z + a * (x @ y)),
+    (Gemv, (1,), (3, 4), (4,), lambda z, a, x, y, b: b * z + a * (x @ y)),
+    (Ger, (3, 4), (3,), (4,), lambda z, a, x, y: z + a * np.outer(x, y)),
+    (Ger, (3, 1), (3,), (4,), lambda z, a, x, y: z + a * np.outer(x, y)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (-0.5, 2.0), (3.0, 0.0)])
+@pytest.mark.parametrize("case", BLAS_CASES, ids=lambda c: f"{c[0].__name__}{c[1]}{c[2]}{c[3]}")
+def test_blas_update_matches_numpy(case, alpha, beta, dtype, rng):
+    op, sz, sx, sy, ref = case
+    vals = [rng.normal(size=s).astype(dtype) for s in (sz, sx, sy)]
+    a, b = np.asarray(alpha, dtype), np.asarray(beta, dtype)
+    args = [vals[0], a, vals[1], vals[2]] + [b] * op.has_beta
+    expected = ref(*args)
+    ins = [ts.tensor(dtype, (None,) * np.ndim(v)) for v in args]
+    out = op()(*ins)
+    assert out.dtype == dtype
+    check(run(ins, out, *args), expected.astype(dtype), 1e-5 if dtype == "float32" else 1e-12)
+    (shp,) = out.owner.op.infer_shape(out.owner, [tuple(shape_i(v, k) for k in range(v.ndim)) for v in ins])
+    assert tuple(int(d) for d in run(ins, list(shp), *args)) == expected.shape
+    for inplace in (False, True):  # the numpy reference on its own; in place it writes into z
+        z = vals[0].copy()
+        got = op(inplace)(*ins).owner.op.perform(None, [z] + args[1:])[0]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        assert (got is z) == (inplace and z.shape == expected.shape)
+
+
+def test_blas_update_static_shapes_and_errors():
+    f32 = ts.tensor("float32", (3, 4))
+    assert Gemm()(ts.tensor("float32", (None, 5)), ts.fscalar(), f32, ts.tensor("float32", (4, 5)),
+                  ts.fscalar()).type.shape == (3, 5)
+    assert Ger()(ts.tensor("float32", (1, None)), ts.fscalar(), ts.fvector(), ts.tensor("float32", (6,))
+                 ).type.shape == (None, 6)
+    with pytest.raises(TypeError, match="z must be a float"):
+        Gemm()(ts.lmatrix(), ts.lscalar(), ts.lmatrix(), ts.lmatrix(), ts.lscalar())
+    with pytest.raises(TypeError, match="x must be a 2-d float32"):
+        Gemm()(ts.fmatrix(), ts.fscalar(), ts.dmatrix(), ts.fmatrix(), ts.fscalar())
+    with pytest.raises(TypeError, match="beta must be a 0-d float32"):
+        Gemm()(ts.fmatrix(), ts.fscalar(), ts.fmatrix(), ts.fmatrix(), ts.dscalar())
+    with pytest.raises(TypeError, match="y must be a 1-d"):
+        Gemv()(ts.fvector(), ts.fscalar(), ts.fmatrix(), ts.fmatrix(), ts.fscalar())
+    with pytest.raises(ShapeError, match="not aligned: 4 != 5"):
+        Gemm()(ts.fmatrix(), ts.fscalar(), f32, ts.tensor("float32", (5, 2)), ts.fscalar())
+    with pytest.raises(ShapeError, match="cannot be broadcast"):
+        Gemm()(ts.tensor("float32", (2, 2)), ts.fscalar(), f32, ts.tensor("float32", (4, 2)), ts.fscalar())
+
+
+def test_blas_update_run_time_mismatch_names_the_op():
+    z, x, y = ts.dmatrix("z"), ts.dmatrix("x"), ts.dmatrix("y")
+    f = ts.function([z, x, y], Gemm()(z, np.float64(1), x, y, np.float64(1)), mode="NONE")
+    with pytest.raises(OpRuntimeError, match="Gemm"):
+        f(np.ones((2, 2)), np.ones((2, 3)), np.ones((4, 2)))
+    with pytest.raises(OpRuntimeError, match="Gemm"):
+        f(np.ones((3, 2)), np.ones((2, 3)), np.ones((3, 2)))

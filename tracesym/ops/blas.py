@@ -1,5 +1,6 @@
 """Matrix products: `matmul` (numpy's, batched with broadcasting), `dot`, `tensordot`, `inner`,
-`vdot`, `outer`.
+`vdot`, `outer`; and the BLAS updates `Gemm`, `Gemv`, `Ger` (a product scaled and added to a
+tensor), which only the `specialize` rewrites build.
 
 One Op, `MatMul`, computes every product.  `dot` of N-d tensors and `tensordot` transpose and
 reshape their operands around a 2-d `MatMul`, so their gradients and shapes come from those
@@ -174,4 +175,199 @@ def outer(a, b):
     return E.mul(expand_dims(ravel(a), 1), expand_dims(ravel(b), 0))
 
 
-__all__ = ["MatMul", "matmul", "dot", "tensordot", "inner", "vdot", "outer"]
+# ---------------------------------------------------------------------------------------------
+# BLAS updates: products scaled and added to a tensor in one Op
+# ---------------------------------------------------------------------------------------------
+
+class _BlasUpdate(Op):
+    """`beta*z + alpha*product(x, y)` (GEMM, GEMV, GER), which the `specialize` rewrites form
+    from the separate matmul, scale and add.  `z` broadcasts against the product as in numpy's
+    add; `alpha` and `beta` are 0-d; everything has one float dtype, the result's.
+
+    The numpy `perform` computes the product with numpy's BLAS (`matmul`, `multiply.outer`),
+    folds `alpha` into whichever of the product and its two operands is smallest, and adds
+    `beta*z` into the product's fresh buffer; so the sum costs one pass over the result.  With
+    `inplace` (chosen by the `inplace` rewrite) the result goes into `z`'s buffer when `z` has
+    the result's shape (else a new array, so the output need not have `z`'s shape)."""
+
+    abstract = True
+    __props__ = ("inplace",)
+    #: ndim of z, x, y
+    ndims: tuple = ()
+    has_beta = True
+
+    def __init__(self, inplace=False):
+        self.inplace = bool(inplace)
+        self.destroy_map = {0: [0]} if self.inplace else {}
+
+    def __str__(self):
+        return f"{type(self).__name__}{{inplace}}" if self.inplace else type(self).__name__
+
+    __repr__ = __str__
+
+    def _split(self, inputs):
+        """(z, alpha, x, y, beta), with beta None for an Op without one."""
+        if self.has_beta:
+            return inputs
+        z, alpha, x, y = inputs
+        return z, alpha, x, y, None
+
+    def make_node(self, *inputs):
+        name = type(self).__name__.lower()
+        n = 5 if self.has_beta else 4
+        if len(inputs) != n:
+            raise TypeError(f"{name} takes {n} inputs, got {len(inputs)}")
+        inputs = [as_variable(v) for v in inputs]
+        z, alpha, x, y, beta = self._split(inputs)
+        dtype = z.dtype
+        if dtype[0] != "f":
+            raise TypeError(f"{name}: z must be a float tensor, got {z.type.short()}; integer "
+                            "products use ts.matmul")
+        roles = [("z", z, self.ndims[0]), ("alpha", alpha, 0), ("x", x, self.ndims[1]),
+                 ("y", y, self.ndims[2])] + [("beta", beta, 0)] * self.has_beta
+        for role, v, nd in roles:
+            if v.ndim != nd or v.dtype != dtype:
+                raise TypeError(f"{name}: {role} must be a {nd}-d {dtype} tensor (the dtype of "
+                                f"z), got {v.type.short()}")
+        pshape = self._product_static(x, y)
+        shape = broadcast_shapes(z.type.shape, pshape, where=f" (z and the product of {name})")
+        return Apply(self, inputs, [TensorType(dtype, shape).make_variable()])
+
+    def perform(self, node, inputs):
+        z, alpha, x, y, beta = self._split(inputs)
+        alpha = alpha[()]
+        beta = 1 if beta is None else beta[()]
+        with np.errstate(all="ignore"):
+            p = self._scaled_product(x, y, alpha)
+            shape = np.broadcast_shapes(z.shape, p.shape)
+            if (self.inplace and z.shape == shape and type(z) is np.ndarray
+                    and z.flags.writeable):
+                if beta != 1:
+                    np.multiply(z, beta, out=z)
+                return (np.add(z, p, out=z),)
+            if p.shape == shape:
+                return (np.add(p, z if beta == 1 else z * beta, out=p),)
+            return (z * beta + p,)
+
+    def _scaled_product(self, x, y, alpha):
+        """alpha * product(x, y), alpha applied to the smallest of x, y and the product."""
+        if alpha == 1:
+            return self._product(x, y)
+        size = self._product_size(x, y)
+        if x.size < min(y.size, size):
+            return self._product(x * alpha, y)
+        if y.size < size:
+            return self._product(x, y * alpha)
+        p = self._product(x, y)
+        p *= alpha
+        return p
+
+    def L_op(self, inputs, outputs, output_grads):
+        from .reduce import sum as _sum
+
+        z, alpha, x, y, beta = self._split(inputs)
+        g = output_grads[0]
+        if g is None:
+            return [None] * len(inputs)
+        p = self._product_sym(x, y)
+        gp = E.sum_to(g, p)
+        gx, gy = self._product_grads(x, y, E.mul(gp, alpha))
+        gz = E.sum_to(g if beta is None else E.mul(g, beta), z)
+        galpha = _sum(E.mul(gp, p))
+        if beta is None:
+            return [gz, galpha, gx, gy]
+        return [gz, galpha, gx, gy, _sum(E.mul(g, z))]
+
+    def infer_shape(self, node, input_shapes):
+        z, _, x, y, _ = self._split(node.inputs)
+        sz, _, sx, sy, _ = self._split(input_shapes)
+        # a stand-in for the product, which broadcast_shape_of only asks for its static shape
+        p = TensorType(z.dtype, self._product_static(x, y)).make_variable()
+        return [static_or(node, broadcast_shape_of([tuple(sz), self._product_dims(sx, sy)], [z, p]))]
+
+
+class Gemm(_BlasUpdate):
+    """`beta*z + alpha*(x @ y)` for matrices x (m, k), y (k, n) and z (m, n)."""
+
+    ndims = (2, 2, 2)
+
+    def _product_static(self, x, y):
+        (m, k), (k2, n) = x.type.shape, y.type.shape
+        if k is not None and k2 is not None and k != k2:
+            raise ShapeError(f"gemm: shapes {_fmt_shape(x.type.shape)} and "
+                             f"{_fmt_shape(y.type.shape)} are not aligned: {k} != {k2}")
+        return (m, n)
+
+    def _product(self, x, y):
+        return np.matmul(x, y)
+
+    def _product_size(self, x, y):
+        return x.shape[0] * y.shape[1]
+
+    def _product_sym(self, x, y):
+        return matmul(x, y)
+
+    def _product_dims(self, sx, sy):
+        return (sx[0], sy[1])
+
+    def _product_grads(self, x, y, g):
+        return matmul(g, transpose(y)), matmul(transpose(x), g)
+
+
+class Gemv(_BlasUpdate):
+    """`beta*z + alpha*(a @ x)` for a matrix a (m, n) and vectors x (n,) and z (m,); `x @ a`
+    is `Gemv` of `a.T`."""
+
+    ndims = (1, 2, 1)
+
+    def _product_static(self, a, x):
+        (m, n), (n2,) = a.type.shape, x.type.shape
+        if n is not None and n2 is not None and n != n2:
+            raise ShapeError(f"gemv: shapes {_fmt_shape(a.type.shape)} and "
+                             f"{_fmt_shape(x.type.shape)} are not aligned: {n} != {n2}")
+        return (m,)
+
+    def _product(self, a, x):
+        return np.matmul(a, x)
+
+    def _product_size(self, a, x):
+        return a.shape[0]
+
+    def _product_sym(self, a, x):
+        return matmul(a, x)
+
+    def _product_dims(self, sa, sx):
+        return (sa[0],)
+
+    def _product_grads(self, a, x, g):
+        return outer(g, x), matmul(transpose(a), g)
+
+
+class Ger(_BlasUpdate):
+    """`a + alpha*outer(x, y)` for vectors x (m,), y (n,) and a matrix a (m, n): the rank-1
+    update of a matrix."""
+
+    ndims = (2, 1, 1)
+    has_beta = False
+
+    def _product_static(self, x, y):
+        return x.type.shape + y.type.shape
+
+    def _product(self, x, y):
+        return np.multiply.outer(x, y)
+
+    def _product_size(self, x, y):
+        return x.size * y.size
+
+    def _product_sym(self, x, y):
+        return outer(x, y)
+
+    def _product_dims(self, sx, sy):
+        return (sx[0], sy[0])
+
+    def _product_grads(self, x, y, g):
+        return matmul(g, y), matmul(transpose(g), x)
+
+
+__all__ = ["MatMul", "matmul", "dot", "tensordot", "inner", "vdot", "outer", "Gemm", "Gemv",
+           "Ger"]
