@@ -1,8 +1,11 @@
 """In-place rewriting (phase `inplace`, the last): an Op that would allocate its result writes
 it into an input's buffer instead, wherever no one else can see that buffer change.
 
-`Elemwise` becomes `InplaceElemwise` and `IncSubtensor` / `AdvancedIncSubtensor` write into
-`x` instead of a copy of it.  An input's buffer may be overwritten only when
+`Elemwise` becomes `InplaceElemwise`, a fused `Composite` `InplaceComposite` (each output
+into an input of its own), `IncSubtensor` / `AdvancedIncSubtensor` write into `x` instead
+of a copy of it, and a BLAS update (`Gemm`, `Gemv`, `Ger`) into its `z` where `z` is proven
+to have the result's shape (`rewrite/shapes.py`).  An input's buffer may be overwritten only
+when
 
   1. it was computed by this call: never a function input (the caller's array), a constant
      or a shared variable's storage (the next call reads it);
@@ -25,11 +28,14 @@ value fails at compile time with a message, not with wrong numbers.
 from __future__ import annotations
 
 from ..errors import TracesymError
+from ..ops.blas import Gemm, Gemv, Ger
+from ..ops.composite import Composite, InplaceComposite
 from ..ops.elemwise import Elemwise
 from ..ops.inplace import InplaceElemwise
 from ..ops.shape import BroadcastTo, Shape, ShapeI
 from ..ops.subtensor import AdvancedIncSubtensor, IncSubtensor
 from .engine import graph_pass
+from .shapes import update_holds_result
 
 #: Ops whose views must never be written: read-only, and one element may appear many times
 READONLY_VIEWS = (BroadcastTo,)
@@ -37,6 +43,8 @@ READONLY_VIEWS = (BroadcastTo,)
 #: may read a buffer before or after it is overwritten
 SHAPE_READERS = (Shape, ShapeI)
 _SET_OPS = (IncSubtensor, AdvancedIncSubtensor)
+#: BLAS updates, which write into `z` where it is proven to have the result's shape
+_BLAS_UPDATES = (Gemm, Gemv, Ger)
 
 
 class DestroyError(TracesymError, ValueError):
@@ -151,9 +159,10 @@ class AliasInfo:
             return node.inputs[j]  # the output is that input's buffer
         if isinstance(node.op, _SET_OPS):
             return node.inputs[0]
-        if isinstance(node.op, Elemwise):
-            for u in node.inputs:
-                if u.ndim == v.ndim and _covers(u, node.inputs):
+        if isinstance(node.op, (Elemwise, Composite)):
+            reads = _reads(node, v.index)
+            for u in reads:
+                if u.ndim == v.ndim and _covers(u, reads):
                     return u
         return None
 
@@ -173,10 +182,12 @@ class AliasInfo:
             memo[c] = key
         return key
 
-    def holds_result(self, node, pos) -> bool:
-        """Whether input `pos` of an Elemwise node has the output's dtype and shape."""
-        v, out = node.inputs[pos], node.outputs[0]
-        if v.dtype != out.dtype or v.ndim != out.ndim:
+    def holds_result(self, node, pos, out=0) -> bool:
+        """Whether input `pos` of an Elemwise (or Composite) node has the dtype of output
+        `out`, which reads it, and the shape of the whole node (so a loop over that shape
+        reads each of its elements once, before writing it)."""
+        v, reads, out = node.inputs[pos], _reads(node, out), node.outputs[out]
+        if v.dtype != out.dtype or v.ndim != out.ndim or not any(v is w for w in reads):
             return False
         for w in node.inputs:
             if w is not v and not _covers(v, [w]) and not (
@@ -185,8 +196,16 @@ class AliasInfo:
         return True
 
 
+def _reads(node, out):
+    """The inputs output `out` of an elementwise node depends on (its shape is theirs,
+    broadcast)."""
+    if isinstance(node.op, Composite):
+        return [node.inputs[i] for i in sorted(node.op.program.input_deps()[out])]
+    return node.inputs
+
+
 def _destructive(info, node):
-    """The output of an in-place replacement for `node`, or None where none is safe.
+    """An in-place replacement node for `node`, or None where none is safe.
 
     Built with `make_node`, not by calling the Op: a trace context computing debug values
     would run the destructive `perform` on them, overwriting the test value of the input."""
@@ -197,9 +216,21 @@ def _destructive(info, node):
             if info.holds_result(node, pos) and info.can_destroy(node, pos):
                 new = InplaceElemwise(op.scalar_op, {0: pos})
                 break
+    elif type(op) is Composite:
+        pattern = {}
+        for out in range(len(node.outputs)):
+            for pos in range(len(node.inputs)):
+                if pos not in pattern.values() and info.holds_result(node, pos, out) \
+                        and info.can_destroy(node, pos):
+                    pattern[out] = pos
+                    break
+        new = InplaceComposite(op.program, pattern) if pattern else None
+    elif isinstance(op, _BLAS_UPDATES) and not op.inplace and info.can_destroy(node, 0, sole_position=True) \
+            and update_holds_result(info.graph, node):
+        new = type(op)(inplace=True)
     elif isinstance(op, _SET_OPS) and not op.inplace and info.can_destroy(node, 0, sole_position=True):
         new = type(op)(op.idx_list, op.set_instead_of_inc, True)
-    return None if new is None else new.make_node(*node.inputs).outputs[0]
+    return None if new is None else new.make_node(*node.inputs)
 
 
 @graph_pass("inplace", tags=("inplace",))
@@ -210,13 +241,13 @@ def inplace(graph):
     for node in graph.toposort():
         if node not in graph:
             continue
-        new = _destructive(info, node)
-        if new is None:
+        new_node = _destructive(info, node)
+        if new_node is None:
             continue
-        old = node.outputs[0]
-        new.source, new.name = old.source, old.name
-        graph.replace(old, new)
-        info.replaced(old, new)
+        for old, new in zip(node.outputs, new_node.outputs):
+            new.source, new.name = old.source, old.name
+            graph.replace(old, new)
+            info.replaced(old, new)
         graph.rewrite_log.append(("inplace", str(node.op)))
 
 
