@@ -55,8 +55,9 @@ FLAGS = {
              "compute each Op's test value as it is traced; 'raise' makes a missing one an error"),
         Flag("mode", "FAST_RUN", _choice("FAST_RUN", "FAST_COMPILE", "NONE"),
              "default compilation mode of `function` and `@compile`"),
-        Flag("linker", "numpy", _choice("numpy"),
-             "backend that runs compiled graphs"),
+        Flag("linker", "numpy", _choice("numpy", "c"),
+             "backend that runs compiled graphs: numpy (the reference) or c (generated C "
+             "kernels; the numpy backend with a warning where no C compiler exists)"),
         Flag("device", "cpu", _choice("cpu", "cuda"), "where compiled functions run"),
         Flag("compiledir", _default_compiledir(), _path, "on-disk cache of generated kernels"),
     )

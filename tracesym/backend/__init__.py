@@ -5,3 +5,26 @@ from ..trace.function import LINKERS
 from .numpy_linker import link_numpy
 
 LINKERS["numpy"] = link_numpy
+
+
+def link_c(graph, config):
+    """The C linker, imported on first use (it loads cffi); the numpy linker, after one
+    warning, where no C toolchain exists."""
+    from .c import cache
+
+    problem = cache.toolchain_problem()
+    if problem is not None:
+        if not _warned:
+            import warnings
+
+            warnings.warn(f"linker 'c' is unavailable ({problem}); using the numpy linker",
+                          stacklevel=4)
+            _warned.append(problem)
+        return link_numpy(graph, config)
+    from .c.linker import link_c as link
+
+    return link(graph, config)
+
+
+_warned: list = []
+LINKERS["c"] = link_c

@@ -169,7 +169,8 @@ def _arctan2_grad(T, i, o, g):
 # grad(T, inputs, out, gz): T is the module of tensor-level elementwise functions.
 # `c` expressions name helpers (ts_*) for what C has no operator or libm function for, or
 # where C's differs from numpy's (floor division and modulo round towards -inf, integer abs,
-# integer power, NaN-propagating max/min).
+# integer power, NaN-propagating max/min, rounding that leaves integers exact).  Arguments
+# arrive already converted to numpy's loop dtype, and math functions are type-generic.
 
 _rows = [
     # arithmetic
@@ -177,7 +178,7 @@ _rows = [
     ScalarOp("sub", 2, np.subtract, "({0} - {1})", lambda T, i, o, g: [g, -g], infix="-"),
     ScalarOp("mul", 2, np.multiply, "({0} * {1})",
              lambda T, i, o, g: [g * i[1], g * i[0]], infix="*"),
-    ScalarOp("true_divide", 2, np.true_divide, "((double){0} / {1})",
+    ScalarOp("true_divide", 2, np.true_divide, "({0} / {1})",
              lambda T, i, o, g: [g / i[1], -g * o / i[1]], infix="/", kind="float"),
     ScalarOp("floor_divide", 2, np.floor_divide, "ts_floordiv({0}, {1})",
              lambda T, i, o, g: [_zero(T, i[0]), _zero(T, i[1])], infix="//"),
@@ -230,10 +231,10 @@ _rows = [
     ScalarOp("cosh", 1, np.cosh, "cosh({0})", lambda T, i, o, g: [g * T.sinh(i[0])], kind="float"),
     ScalarOp("tanh", 1, np.tanh, "tanh({0})", lambda T, i, o, g: [g * (1 - o * o)], kind="float"),
     # rounding (integers stay integers, as in numpy 2)
-    ScalarOp("floor", 1, np.floor, "floor({0})", lambda T, i, o, g: [_zero(T, i[0])]),
-    ScalarOp("ceil", 1, np.ceil, "ceil({0})", lambda T, i, o, g: [_zero(T, i[0])]),
-    ScalarOp("round", 1, np.round, "nearbyint({0})", lambda T, i, o, g: [_zero(T, i[0])]),
-    ScalarOp("trunc", 1, np.trunc, "trunc({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("floor", 1, np.floor, "ts_floor({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("ceil", 1, np.ceil, "ts_ceil({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("round", 1, np.round, "ts_round({0})", lambda T, i, o, g: [_zero(T, i[0])]),
+    ScalarOp("trunc", 1, np.trunc, "ts_trunc({0})", lambda T, i, o, g: [_zero(T, i[0])]),
     # comparisons and predicates (not differentiable: their outputs are booleans)
     ScalarOp("lt", 2, np.less, "({0} < {1})", infix="<", kind="bool"),
     ScalarOp("le", 2, np.less_equal, "({0} <= {1})", infix="<=", kind="bool"),
@@ -274,8 +275,11 @@ def _cast_row(dtype):
     def grad(T, i, o, g):
         return [T.cast(g, i[0].dtype)] if i[0].dtype[0] in "fc" and dtype[0] in "fc" else [None]
 
-    # C's (unsigned char)0.5 is 0, numpy's bool(0.5) is True: compare with zero instead
-    c = "({0} != 0)" if dtype == "bool" else f"(({C_TYPES[dtype]}){{0}})"
+    # C's (unsigned char)0.5 is 0, numpy's bool(0.5) is True: compare with zero instead.
+    # A negative float to an unsigned type is undefined in C; numpy wraps it through int64.
+    c = ("({0} != 0)" if dtype == "bool" else
+         f"(({C_TYPES[dtype]})ts_wrap_u({{0}}))" if dtype.startswith("uint") else
+         f"(({C_TYPES[dtype]}){{0}})")
     return ScalarOp(f"cast_{dtype}", 1, impl, c, grad)
 
 

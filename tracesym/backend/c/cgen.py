@@ -1,0 +1,427 @@
+"""C source for elementwise programs and reductions.
+
+`render_elemwise(name, program, scalars, ndim)` turns a scalar `Program` (ops/composite.py)
+into two C functions: `<name>_contig`, one flat `restrict` loop for operands that are
+C-contiguous and all of the output's shape, and `<name>_strided`, a general n-d loop over
+byte strides (broadcast dims have stride 0, negative strides work).  Inputs listed in
+`scalars` have a static shape of all ones: they are loaded once, outside the loop.
+
+Each step of the program computes in numpy's loop dtype for its arguments (`loop_dtypes`:
+`int64 < float32` compares in float64) and stores its result in the step's own dtype, so
+the kernel gives what the unfused numpy graph gives.  The expression of a step is the `c`
+column of its scalar-table row; helpers the rows name (`ts_floordiv`, `ts_max`, ...) are
+type-generic macros over per-dtype inline functions in `HEADER`, written to numpy's
+semantics (floor division and modulo towards -inf, 0 for an integer division by zero, no
+trap on INT_MIN // -1, NaN-propagating maximum).  Integer power to a negative exponent sets
+the kernel's status to 1, which the runner turns into numpy's ValueError.
+
+`render_reduce` renders a reduction (sum prod max min all any) of the output of a program
+(an elementwise-fed reduction; a plain one reduces its input) over the trailing dims of a
+strided view whose leading dims are kept.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ops import scalar as S
+
+# dtype -> (C type of a value, C type of its storage)
+CTYPES = {
+    "bool": ("_Bool", "uint8_t"),
+    "int8": ("int8_t", "int8_t"), "int16": ("int16_t", "int16_t"),
+    "int32": ("int32_t", "int32_t"), "int64": ("int64_t", "int64_t"),
+    "uint8": ("uint8_t", "uint8_t"), "uint16": ("uint16_t", "uint16_t"),
+    "uint32": ("uint32_t", "uint32_t"), "uint64": ("uint64_t", "uint64_t"),
+    "float32": ("float", "float"), "float64": ("double", "double"),
+}
+_SIGNED = ("int8", "int16", "int32", "int64")
+_UNSIGNED = ("uint8", "uint16", "uint32", "uint64")
+_FLOATS = ("float32", "float64")
+
+STATUS = {1: (ValueError, "Integers to negative integer powers are not allowed."),
+          2: (ValueError, "zero-size array to reduction operation {kind} which has no identity")}
+
+
+def _fn(dt, body_int, body_uint, body_bool, body_float):
+    """The body of a per-dtype helper for dtype `dt` (`T`, `U` stand for its C types)."""
+    if dt in _SIGNED:
+        body = body_int
+    elif dt in _UNSIGNED:
+        body = body_uint
+    elif dt == "bool":
+        body = body_bool
+    else:
+        body = body_float
+    if body is None:
+        return None
+    t = CTYPES[dt][0]
+    suffix = "f" if dt == "float32" else ""
+    return body.replace("T", t).replace("U", "u" + t if dt in _SIGNED else t).replace("@f", suffix)
+
+
+# name: (params, int, uint, bool, float); `T` is the value type, `U` its unsigned twin,
+# `@f` the libm suffix (f for float32)
+_HELPERS = {
+    "floordiv": ("T a, T b", """{
+  if (b == 0) return 0;
+  if (b == -1) return (T)(0 - (U)a);  /* no trap on INT_MIN // -1; wraps like numpy */
+  T q = a / b;
+  if (a % b != 0 && ((a < 0) != (b < 0))) q -= 1;
+  return q;
+}""", "{ return b == 0 ? 0 : a / b; }", None, """{
+  if (b == 0) return a / b;
+  T mod = fmod@f(a, b), div = (a - mod) / b, fd;
+  if (mod != 0) { if ((b < 0) != (mod < 0)) div -= 1; }
+  if (div != 0) { fd = floor@f(div); if (div - fd > (T)0.5) fd += 1; }
+  else fd = copysign@f((T)0, a / b);
+  return fd;
+}"""),
+    "mod": ("T a, T b", """{
+  if (b == 0 || b == -1) return 0;
+  T r = a % b;
+  if (r != 0 && ((r < 0) != (b < 0))) r += b;
+  return r;
+}""", "{ return b == 0 ? 0 : a % b; }", None, """{
+  if (b == 0) return fmod@f(a, b);
+  T mod = fmod@f(a, b);
+  if (mod != 0) { if ((b < 0) != (mod < 0)) mod += b; }
+  else mod = copysign@f((T)0, b);
+  return mod;
+}"""),
+    "pow": ("T a, T b, int *err", """{
+  if (b < 0) { *err = 1; return 0; }
+  U r = 1, x = (U)a, e = (U)b;
+  while (e) { if (e & 1) r *= x; x *= x; e >>= 1; }
+  return (T)r;
+}""", """{
+  T r = 1, x = a, e = b;
+  while (e) { if (e & 1) r *= x; x *= x; e >>= 1; }
+  return r;
+}""", None, "{ return pow@f(a, b); }"),
+    "abs": ("T a", "{ return a < 0 ? (T)(0 - (U)a) : a; }", "{ return a; }", "{ return a; }",
+            "{ return fabs@f(a); }"),
+    "sign": ("T a", "{ return (T)((a > 0) - (a < 0)); }", "{ return a > 0; }", None,
+             "{ return a > 0 ? 1 : (a < 0 ? -1 : (a == 0 ? 0 : a)); }"),
+    "reciprocal": ("T a", "{ return (T)(1.0 / a); }", "{ return (T)(1.0 / a); }", None,
+                   "{ return 1 / a; }"),
+    "max": ("T a, T b", "{ return a >= b ? a : b; }", "{ return a >= b ? a : b; }",
+            "{ return a | b; }", "{ return (a > b || isnan(a)) ? a : b; }"),
+    "min": ("T a, T b", "{ return a <= b ? a : b; }", "{ return a <= b ? a : b; }",
+            "{ return a & b; }", "{ return (a < b || isnan(a)) ? a : b; }"),
+    "sigmoid": ("T a", None, None, None, """{
+  T e = exp@f(-fabs@f(a));
+  return a >= 0 ? 1 / (1 + e) : e / (1 + e);
+}"""),
+    "softplus": ("T a", None, None, None,
+                 "{ return (a > 0 || isnan(a) ? a : 0) + log1p@f(exp@f(-fabs@f(a))); }"),
+    "isnan": ("T a", "{ return 0; }", "{ return 0; }", "{ return 0; }", "{ return isnan(a); }"),
+    "isinf": ("T a", "{ return 0; }", "{ return 0; }", "{ return 0; }", "{ return isinf(a); }"),
+    "isfinite": ("T a", "{ return 1; }", "{ return 1; }", "{ return 1; }",
+                 "{ return isfinite(a); }"),
+    "invert": ("T a", "{ return (T)~a; }", "{ return (T)~a; }", "{ return !a; }", None),
+    "floor": ("T a", "{ return a; }", "{ return a; }", "{ return a; }", "{ return floor@f(a); }"),
+    "ceil": ("T a", "{ return a; }", "{ return a; }", "{ return a; }", "{ return ceil@f(a); }"),
+    "round": ("T a", "{ return a; }", "{ return a; }", "{ return a; }", "{ return nearbyint@f(a); }"),
+    "trunc": ("T a", "{ return a; }", "{ return a; }", "{ return a; }", "{ return trunc@f(a); }"),
+}
+_BOOL_RESULT = {"isnan", "isinf", "isfinite"}
+
+
+#: libm functions glibc's libmvec has SIMD versions of (its accuracy: at most 4 ULP)
+VECTOR_MATH = {"exp": 1, "exp2": 1, "expm1": 1, "log": 1, "log2": 1, "log10": 1, "log1p": 1,
+               "erf": 1, "erfc": 1, "sin": 1, "cos": 1, "tan": 1, "asin": 1, "acos": 1,
+               "atan": 1, "sinh": 1, "cosh": 1, "tanh": 1, "atan2": 2, "pow": 2}
+
+
+def _header() -> str:
+    lines = ["#include <stdint.h>", "#include <tgmath.h>",
+             "typedef _Bool npy_bool;",
+             "#ifdef TS_LIBMVEC  /* contiguous loops call libmvec's SIMD versions of these */"]
+    for fn, nargs in VECTOR_MATH.items():
+        for t, f in (("double", fn), ("float", fn + "f")):
+            lines.append(f"#pragma omp declare simd notinbranch\n{t} ({f})("
+                         f"{', '.join([t] * nargs)});")
+    lines.append("#endif")
+    lines += ["static inline uint64_t ts_f2u_float(float a) "
+              "{ return a < 0 ? (uint64_t)(int64_t)a : (uint64_t)a; }",
+              "static inline uint64_t ts_f2u_double(double a) "
+              "{ return a < 0 ? (uint64_t)(int64_t)a : (uint64_t)a; }",
+              "#define ts_wrap_u(a) _Generic((a), float: ts_f2u_float((float)(a)), "
+              "double: ts_f2u_double((double)(a)), default: (uint64_t)(a))"]
+    lines += [f"typedef {CTYPES[d][0]} npy_{d};" for d in CTYPES if d != "bool"]
+    for name, (params, *bodies) in _HELPERS.items():
+        cases = []
+        for dt in CTYPES:
+            body = _fn(dt, *bodies)
+            if body is None:
+                continue
+            t = CTYPES[dt][0]
+            ret = "_Bool" if name in _BOOL_RESULT else t
+            p = params.replace("T", t)
+            lines.append(f"static inline {ret} ts_{name}_{dt}({p}) {body}")
+            cases.append(f"{t}: ts_{name}_{dt}")
+        args = ", ".join(p.split()[-1].lstrip("*") for p in params.split(", "))
+        call_args = args.replace("err", "&ts_err")
+        macro_args = ", ".join(a for a in args.split(", ") if a != "err")
+        lines.append(f"#define ts_{name}({macro_args}) _Generic((a), {', '.join(cases)})"
+                     f"({call_args})")
+    return "\n".join(lines) + "\n"
+
+
+HEADER = _header()
+
+
+# -- dtypes and literals ------------------------------------------------------------------------
+
+def unsupported(program) -> str | None:
+    """Why `program` cannot run in C (the caller falls back to numpy), or None."""
+    dts = set(program.in_dtypes) | {st.dtype for st in program.steps} | set(program.out_dtypes)
+    for st in program.steps:
+        for a in st.args:
+            if a[0] == "const":
+                dts.add(a[2])
+    bad = sorted(d for d in dts if d not in CTYPES)
+    if bad:
+        return f"dtype {', '.join(bad)} has no C loop (float16 and complex run in numpy)"
+    for st in program.steps:
+        loop = loop_dtypes(st, [program.dtype_of(a) for a in st.args])
+        if st.op in ("lt", "le", "gt", "ge", "eq", "neq") and len(set(loop)) > 1:
+            return f"{st.op} of {' and '.join(loop)} compares mixed-sign integers (numpy loop)"
+        if any(d not in CTYPES for d in loop):
+            return f"{st.op} computes in {', '.join(loop)}, which has no C loop"
+    return None
+
+
+def loop_dtypes(step, arg_dtypes) -> tuple:
+    """The dtypes numpy's implementation of `step.op` computes in, one per argument."""
+    row = S.TABLE[step.op]
+    if step.op.startswith("cast_"):
+        return tuple(arg_dtypes)
+    if step.op == "where":
+        return (arg_dtypes[0], step.dtype, step.dtype)
+    if isinstance(row.impl, np.ufunc):
+        res = row.impl.resolve_dtypes(tuple(np.dtype(d) for d in arg_dtypes) + (None,))
+        return tuple(d.name for d in res[:row.nin])
+    return (step.dtype,) * len(arg_dtypes)
+
+
+def literal(value, dtype) -> str:
+    """A C expression of type `dtype` with exactly `value`."""
+    t = CTYPES[dtype][0]
+    v = np.asarray(value, dtype=dtype).item()
+    if dtype == "bool":
+        return "((_Bool)1)" if v else "((_Bool)0)"
+    if dtype in _FLOATS:
+        if math.isnan(v):
+            return f"(({t})NAN)"
+        if math.isinf(v):
+            return f"(({t})({'-' if v < 0 else ''}INFINITY))"
+        return f"(({t}){float(v).hex()})"
+    if dtype in _SIGNED and v == -(1 << 63):
+        return "((int64_t)(-9223372036854775807LL - 1))"
+    return f"(({t}){v}{'ULL' if dtype in _UNSIGNED else 'LL'})"
+
+
+# -- elementwise --------------------------------------------------------------------------------
+
+def _body(program, load):
+    """(statements loading every input and computing every step, `ref`: the C expression of
+    a value reference); `load(i)` is the C expression of input i."""
+    lines = []
+    names = []
+
+    def ref(r):
+        if r[0] == "in":
+            return f"v{r[1]}"
+        if r[0] == "step":
+            return names[r[1]]
+        return literal(r[1], r[2])
+
+    for i, dt in enumerate(program.in_dtypes):
+        lines.append(f"const {CTYPES[dt][0]} v{i} = {load(i)};")
+    for j, st in enumerate(program.steps):
+        arg_dts = [program.dtype_of(a) for a in st.args]
+        loop = loop_dtypes(st, arg_dts)
+        args = [ref(a) if d == ld else f"(({CTYPES[ld][0]}){ref(a)})"
+                for a, d, ld in zip(st.args, arg_dts, loop)]
+        name = f"t{j}"
+        names.append(name)
+        expr = S.TABLE[st.op].c.format(*args)
+        lines.append(f"const {CTYPES[st.dtype][0]} {name} = ({CTYPES[st.dtype][0]}){expr};"
+                     f"  /* {st.op} */")
+    return lines, ref
+
+
+def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[str, str]:
+    """(C source, cdef declarations) of `<name>_contig` and `<name>_strided`.
+
+    contig(n, in0, ..., out0, ...): every operand not in `scalars` is a C-contiguous array of
+    n elements.  strided(meta, in0, ..., out0, ...): `meta` holds the output shape (ndim
+    values), then ndim byte strides per operand not in `scalars`, inputs then outputs, in
+    the output's dims (0 where an input is broadcast)."""
+    nin, nout = len(program.in_dtypes), len(program.outputs)
+    arrays = [i for i in range(nin) if i not in scalars]
+    params = ", ".join([f"char *a{i}" for i in range(nin)] + [f"char *o{k}" for k in range(nout)])
+    out_dts = program.out_dtypes
+
+    def value(i, ptr):
+        dt = program.in_dtypes[i]
+        sto = CTYPES[dt][1]
+        v = f"*(const {sto} *)({ptr})"
+        return f"({v} != 0)" if dt == "bool" else v
+
+    def loop_body(load, store):
+        lines, ref = _body(program, load)
+        for k, r in enumerate(program.outputs):
+            dt = out_dts[k]
+            val = ref(r)
+            if program.dtype_of(r) != dt:
+                val = f"(({CTYPES[dt][0]}){val})"
+            lines.append(store(k, f"({CTYPES[dt][1]}){val}"))
+        return lines
+
+    # contiguous: typed restrict pointers, one flat loop
+    c = [f"int {name}_contig(int64_t n, {params})", "{", "  int ts_err = 0;"]
+    for i in range(nin):
+        sto = CTYPES[program.in_dtypes[i]][1]
+        if i in scalars:
+            c.append(f"  const {CTYPES[program.in_dtypes[i]][0]} s{i} = {value(i, f'a{i}')};")
+        else:
+            c.append(f"  const {sto} *restrict p{i} = (const {sto} *)a{i};")
+    for k, dt in enumerate(out_dts):
+        c.append(f"  {CTYPES[dt][1]} *restrict q{k} = ({CTYPES[dt][1]} *)o{k};")
+    c.append("  #pragma omp simd")
+    c.append("  for (int64_t i = 0; i < n; i++) {")
+
+    def load_c(i):
+        if i in scalars:
+            return f"s{i}"
+        return f"(p{i}[i] != 0)" if program.in_dtypes[i] == "bool" else f"p{i}[i]"
+
+    c += ["    " + s for s in loop_body(load_c, lambda k, v: f"q{k}[i] = {v};")]
+    c += ["  }", "  return ts_err;", "}"]
+
+    # strided: n-d counter over the outer dims, inner loop over the last
+    nd = max(ndim, 1)
+    ops = [f"a{i}" for i in arrays] + [f"o{k}" for k in range(nout)]
+    s = [f"int {name}_strided(const int64_t *meta, {params})", "{", "  int ts_err = 0;",
+         f"  const int64_t *shape = meta, *st = meta + {nd};", f"  int64_t idx[{nd}] = {{0}};"]
+    for i in scalars:
+        s.append(f"  const {CTYPES[program.in_dtypes[i]][0]} s{i} = {value(i, f'a{i}')};")
+    for op_i, p in enumerate(ops):
+        s.append(f"  const int64_t d{p} = st[{op_i * nd + nd - 1}];")
+    s.append(f"  for (int64_t k = 0; k < {nd}; k++) if (shape[k] == 0) return 0;")
+    s.append("  for (;;) {")
+    s.append(f"    for (int64_t i = 0; i < shape[{nd - 1}]; i++) {{")
+
+    def load_s(i):
+        return f"s{i}" if i in scalars else value(i, f"a{i} + i * da{i}")
+
+    s += ["      " + x for x in loop_body(
+        load_s, lambda k, v: f"*({CTYPES[out_dts[k]][1]} *)(o{k} + i * do{k}) = {v};")]
+    s.append("    }")
+    s.append(f"    int d = {nd - 2};")
+    s.append("    for (; d >= 0; d--) {")
+    s.append("      idx[d]++;")
+    s += [f"      {p} += st[{op_i * nd} + d];" for op_i, p in enumerate(ops)]
+    s.append("      if (idx[d] < shape[d]) break;")
+    s += [f"      {p} -= st[{op_i * nd} + d] * shape[d];" for op_i, p in enumerate(ops)]
+    s.append("      idx[d] = 0;")
+    s += ["    }", "    if (d < 0) break;", "  }", "  return ts_err;", "}"]
+
+    decl = (f"int {name}_contig(int64_t n, {params});\n"
+            f"int {name}_strided(const int64_t *meta, {params});\n")
+    return "\n".join(c + [""] + s) + "\n", decl
+
+
+# -- reductions ---------------------------------------------------------------------------------
+
+REDUCE_KINDS = ("sum", "prod", "max", "min", "all", "any")
+
+
+def reduce_unsupported(kind, program, out_dtype) -> str | None:
+    if kind not in REDUCE_KINDS:
+        return f"{kind} has no C reduction"
+    if out_dtype not in CTYPES:
+        return f"dtype {out_dtype} has no C loop (float16 and complex run in numpy)"
+    return unsupported(program)
+
+
+def identity(dtype):
+    """The program of a plain reduction: its one input, unchanged."""
+    from ...ops.composite import Program
+
+    return Program((dtype,), (), (("in", 0),))
+
+
+def render_reduce(name: str, kind: str, program, scalars: frozenset,
+                  out_dtype: str) -> tuple[str, str]:
+    """`<name>(meta, in0, ..., out)`: `kind` over the one output of `program` (a plain
+    reduction's is its input), without storing the elementwise values.
+
+    meta = [nkeep, nred, shape..., then the byte strides of each input not in `scalars`] of
+    the program's broadcast shape, permuted so the leading `nkeep` dims are kept and the
+    trailing `nred` reduced; `out` is C-contiguous, of the kept shape.  Float sums and
+    products accumulate in double.  Status 2: max/min over an empty axis."""
+    nin = len(program.in_dtypes)
+    arrays = [i for i in range(nin) if i not in scalars]
+    (ref,) = program.outputs
+    pre = program.dtype_of(ref)
+    ot, osto = CTYPES[out_dtype]
+    at = "double" if out_dtype in _FLOATS and kind in ("sum", "prod") else ot
+    init = {"sum": "0", "prod": "1", "all": "1", "any": "0"}.get(kind, "0")
+    update = {"sum": "acc += v;", "prod": "acc *= v;", "max": "acc = ts_max(acc, v);",
+              "min": "acc = ts_min(acc, v);", "all": "acc = acc && v;", "any": "acc = acc || v;"}
+    first = kind in ("max", "min")
+
+    def value(i, ptr):
+        dt = program.in_dtypes[i]
+        v = f"*(const {CTYPES[dt][1]} *)({ptr})"
+        return f"({v} != 0)" if dt == "bool" else v
+
+    lines, refc = _body(program, lambda i: f"s{i}" if i in scalars else value(i, f"r{i} + i * d{i}"))
+    elem = f"({ot})({refc(ref)})" if pre != out_dtype else refc(ref)
+    params = ", ".join([f"char *a{i}" for i in range(nin)] + ["char *out"])
+    src = [f"int {name}(const int64_t *meta, {params})", "{", "  int ts_err = 0;",
+           "  const int64_t nk = meta[0], nr = meta[1], nd = nk + nr;",
+           "  const int64_t *shape = meta + 2, *st = meta + 2 + nd;",
+           "  int64_t ik[64] = {0}, ir[64];", "  int64_t nout = 1, nin = 1;",
+           "  for (int64_t d = 0; d < nk; d++) nout *= shape[d];",
+           "  for (int64_t d = nk; d < nd; d++) nin *= shape[d];",
+           f"  {osto} *o = ({osto} *)out;",
+           "  if (nout == 0) return 0;",
+           "  if (nin == 0) {" + (" return 2;" if first else ""),
+           f"    for (int64_t j = 0; j < nout; j++) o[j] = ({osto}){init};",
+           "    return 0;", "  }",
+           "  const int64_t inner = nr > 0 ? shape[nd - 1] : 1;"]
+    for i in scalars:
+        src.append(f"  const {CTYPES[program.in_dtypes[i]][0]} s{i} = {value(i, f'a{i}')};")
+    for n, i in enumerate(arrays):
+        src.append(f"  const int64_t d{i} = nr > 0 ? st[{n} * nd + nd - 1] : 0;")
+    src += ["  for (int64_t j = 0; j < nout; j++) {"]
+    src += [f"    char *r{i} = a{i};" for i in arrays]
+    src += ["    for (int64_t d = nk; d < nd; d++) ir[d] = 0;",
+            f"    {at} acc = {init};"]
+    if first:
+        src.append("    int started = 0;")
+    src += ["    for (;;) {", "      for (int64_t i = 0; i < inner; i++) {"]
+    src += ["        " + x for x in lines]
+    src.append(f"        const {at} v = ({at}){elem};")
+    if first:
+        src.append("        if (!started) { acc = v; started = 1; continue; }")
+    src += [f"        {update[kind]}", "      }",
+            "      int64_t d = nd - 2;", "      for (; d >= nk; d--) {", "        ir[d]++;"]
+    src += [f"        r{i} += st[{n} * nd + d];" for n, i in enumerate(arrays)]
+    src.append("        if (ir[d] < shape[d]) break;")
+    src += [f"        r{i} -= st[{n} * nd + d] * shape[d];" for n, i in enumerate(arrays)]
+    src += ["        ir[d] = 0;", "      }", "      if (d < nk) break;", "    }",
+            f"    o[j] = ({osto})({ot})acc;",
+            "    int64_t d = nk - 1;", "    for (; d >= 0; d--) {", "      ik[d]++;"]
+    src += [f"      a{i} += st[{n} * nd + d];" for n, i in enumerate(arrays)]
+    src.append("      if (ik[d] < shape[d]) break;")
+    src += [f"      a{i} -= st[{n} * nd + d] * shape[d];" for n, i in enumerate(arrays)]
+    src += ["      ik[d] = 0;", "    }", "  }", "  return ts_err;", "}"]
+    return "\n".join(src) + "\n", f"int {name}(const int64_t *meta, {params});\n"

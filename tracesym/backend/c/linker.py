@@ -1,0 +1,369 @@
+"""The C linker: the optimized graph lowered once into a flat schedule over storage slots,
+elementwise nodes and reductions running generated C, products running numpy's matmul, and
+every other Op its numpy `perform`, all in the same schedule.
+
+All kernels of one function are rendered into one C module and compiled by one compiler call,
+cached on disk (`cache.py`).  Identical kernels (same program, dtypes, ndim) share code.
+
+Storage follows the numpy linker: a slot is dropped after its last reader, destructive nodes
+(`destroy_map`) write into their input's buffer.  A slot is *private* when a kernel that
+always allocates its result produces it, it is not an output of the function, and every
+reader is such a kernel that neither destroys nor views it: no array the caller can see ever
+aliases it, so its buffer is kept and reused by the next call when the shape repeats.
+Private buffers make a compiled function non-reentrant: do not call one function from two
+threads at once.
+
+Before a kernel runs, its inputs are checked against what the C code assumes (dtype, ndim);
+the contiguous loop runs only when every array operand is C-contiguous with the output's
+shape, the strided loop otherwise.  `runner.fallbacks` lists the nodes that run in numpy
+because the C backend has no kernel for them, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ops.blas import MatMul
+from ...ops.composite import CompositeReduce, program_of
+from ...ops.elemwise import Elemwise
+from ...ops.reduce import Reduce
+from ...trace.context import op_error
+from ...trace.graph import Constant
+from . import cache, cgen
+
+
+def _ident(op) -> str:
+    """A C identifier naming a node's kernel after its Op."""
+    s = getattr(getattr(op, "scalar_op", None), "name", None) or type(op).__name__.lower()
+    return "".join(ch if ch.isalnum() else "_" for ch in s)[:24]
+
+
+def _plan(nodes):
+    """({node index: (kind, key)} for the nodes with a C kernel, where key holds what
+    renders it; {node: why it runs in numpy} for the elementwise and reduction nodes that
+    cannot)."""
+    kinds, fallbacks = {}, {}
+    for k, node in enumerate(nodes):
+        op = node.op
+        if isinstance(op, (Reduce, CompositeReduce)):
+            if isinstance(op, Reduce):
+                rop, prog = op, cgen.identity(node.inputs[0].dtype)
+            else:
+                rop, prog = op.reduce_op, op.pre_program
+            scalars = _scalars(node) if prog.steps else frozenset()
+            out_dt = node.outputs[0].dtype
+            why = cgen.reduce_unsupported(rop.kind, prog, out_dt) or _partial(node, prog)
+            if why is None:
+                kinds[k] = ("reduce", (rop.kind, prog, scalars, out_dt))
+            else:
+                fallbacks[node] = why
+        elif isinstance(op, MatMul):
+            kinds[k] = ("matmul", None)
+        elif getattr(op, "program", None) is not None or isinstance(op, Elemwise):
+            prog = program_of(node)
+            scalars = _scalars(node)
+            why = cgen.unsupported(prog)
+            if why is None:
+                nd = max((v.ndim for v in node.inputs), default=0)
+                kinds[k] = ("elemwise", (prog, scalars, nd))
+            else:
+                fallbacks[node] = why
+    return kinds, fallbacks
+
+
+def _scalars(node) -> frozenset:
+    """The inputs of static shape all ones: loaded once, outside the loop."""
+    return frozenset(i for i, v in enumerate(node.inputs) if all(s == 1 for s in v.type.shape))
+
+
+def _partial(node, prog) -> str | None:
+    """Why a fused reduction's program cannot be looped over its inputs' broadcast shape."""
+    if not set(range(len(node.inputs))) <= prog.input_deps()[0]:
+        return "its program does not read every input"
+    return None
+
+
+def _compile(nodes, kinds, compiledir):
+    """One module holding every distinct kernel once, named after the first node that uses
+    it: (kernel key -> name, lib, ffi)."""
+    names, parts, decls = {}, [], []
+    for k, (kind, key) in kinds.items():
+        if kind == "matmul" or key in names:
+            continue
+        name = f"k{len(names)}_{_ident(nodes[k].op)}"
+        names[key] = name
+        src, decl = (cgen.render_reduce(name, *key) if kind == "reduce"
+                     else cgen.render_elemwise(name, *key))
+        parts.append(src)
+        decls.append(decl)
+    if not parts:
+        return names, None, None
+    mod = cache.load(cgen.HEADER + "\n" + "\n".join(parts), "".join(decls), compiledir)
+    return names, mod.lib, mod.ffi
+
+
+def kernel_steps(nodes, compiledir) -> list:
+    """For each node (Apply, not necessarily in one graph), the callable that runs it from
+    a list of input arrays, as a compiled function would: its C kernel where it has one,
+    all compiled in one module; else its numpy `perform`.  For tests and tools."""
+    kinds, _ = _plan(nodes)
+    names, lib, ffi = _compile(nodes, kinds, compiledir)
+    return [_step(k, node, kinds, names, lib, ffi, [False] * len(node.outputs))
+            for k, node in enumerate(nodes)]
+
+
+def _step(k, node, kinds, names, lib, ffi, private):
+    kind, key = kinds.get(k, ("perform", None))
+    if kind == "elemwise":
+        return _elemwise_step(node, lib, ffi, names[key], *key, private)
+    if kind == "reduce":
+        return _reduce_step(node, lib, ffi, names[key], *key[1:3], private[0])
+    if kind == "matmul":
+        return _matmul_step(node, private[0])
+    return _perform_step(node)
+
+
+def link_c(graph, config):
+    """The runner of `graph`: runner(input values) -> output values (see the module doc)."""
+    nodes = graph.toposort()
+    if any(getattr(node.op, "destroy_map", None) for node in nodes):
+        from ...rewrite.inplace import check_destroyers
+
+        check_destroyers(graph)
+    kinds, fallbacks = _plan(nodes)
+    names, lib, ffi = _compile(nodes, kinds, config.compiledir)
+
+    slot: dict[int, int] = {}
+    init: list = []
+
+    def slot_of(v):
+        i = slot.get(id(v))
+        if i is None:
+            i = slot[id(v)] = len(init)
+            init.append(v.data if isinstance(v, Constant) else None)
+        return i
+
+    in_slots = [slot_of(v) for v in graph.inputs]
+    out_slots = [slot_of(v) for v in graph.outputs]
+    fresh = {}  # slot -> producing node index, for kernels that always allocate
+    for k, node in enumerate(nodes):
+        if k in kinds and not getattr(node.op, "destroy_map", None):
+            for v in node.outputs:
+                fresh[slot_of(v)] = k
+    private = set(fresh) - set(out_slots)
+    last_read: dict[int, int] = {}
+    for k, node in enumerate(nodes):
+        ins = [slot_of(v) for v in node.inputs]
+        aliased = {i for lst in getattr(node.op, "destroy_map", {}).values() for i in lst}
+        aliased |= {i for lst in getattr(node.op, "view_map", {}).values() for i in lst}
+        for pos, i in enumerate(ins):
+            if k not in kinds or pos in aliased:
+                private.discard(i)
+            last_read[i] = k
+        for v in node.outputs:
+            last_read.setdefault(slot_of(v), k)
+    keep = set(out_slots)
+    frees: list[list[int]] = [[] for _ in nodes]
+    for i, k in last_read.items():
+        if i not in keep:
+            frees[k].append(i)
+
+    program = []
+    for k, node in enumerate(nodes):
+        ins = [slot_of(v) for v in node.inputs]
+        outs = [slot_of(v) for v in node.outputs]
+        fn = _step(k, node, kinds, names, lib, ffi, [o in private for o in outs])
+        program.append((fn, node, ins, outs, tuple(frees[k])))
+
+    def run(values):
+        storage = list(init)
+        for i, v in zip(in_slots, values):
+            storage[i] = v
+        for fn, node, ins, outs, dead in program:
+            args = [storage[i] for i in ins]
+            try:
+                res = fn(args)
+            except Exception as e:
+                raise op_error(node, args, e) from e
+            for i, r in zip(outs, res):
+                storage[i] = r
+            for i in dead:
+                storage[i] = None
+        return [storage[i] for i in out_slots]
+
+    run.fallbacks = fallbacks
+    run.module = lib
+    return run
+
+
+# -- steps: callables from the input values to the output values ---------------------------------
+
+def _perform_step(node):
+    perform = node.op.perform
+    dts = [np.dtype(o.type.dtype) for o in node.outputs]
+
+    def step(args):
+        res = perform(node, args)
+        return [r if type(r) is np.ndarray and r.dtype == dt else np.asarray(r, dtype=dt)
+                for r, dt in zip(res, dts)]
+
+    return step
+
+
+def _check(node, args, dts, nds):
+    """Refuse what the kernel was not built for (a wrong dtype or ndim would make the C code
+    read the wrong bytes); numpy scalars become 0-d arrays in place."""
+    for pos, (a, dt, nd) in enumerate(zip(args, dts, nds)):
+        if type(a) is not np.ndarray:
+            a = args[pos] = np.asarray(a)
+        if a.dtype != dt or a.ndim != nd:
+            raise TypeError(f"input {pos} of the C kernel of {node.op} is {a.dtype}[{a.ndim}-d], "
+                            f"the kernel was built for {dt}[{nd}-d]")
+
+
+def _out_buffer(cached, j, shape, dt):
+    b = cached[j]
+    if b is None or b.shape != shape:
+        b = cached[j] = np.empty(shape, dt)
+    return b
+
+
+def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private):
+    """The kernel loops over the broadcast shape of all inputs.  An output that reads only
+    some inputs (in a fused program) has their broadcast shape, possibly smaller: it is
+    written through stride 0 along the dims it lacks (the same value, again)."""
+    contig = getattr(lib, name + "_contig")
+    strided = getattr(lib, name + "_strided")
+    dts = [np.dtype(d) for d in prog.in_dtypes]
+    nds = [v.ndim for v in node.inputs]
+    out_dts = [np.dtype(d) for d in prog.out_dtypes]
+    arrays = [i for i in range(len(dts)) if i not in scalars]
+    partial = [(j, sorted(d)) for j, d in enumerate(prog.input_deps())
+               if not set(range(len(dts))) <= d]
+    destroy = {o: lst[0] for o, lst in getattr(node.op, "destroy_map", {}).items()}
+    cached = [None] * len(out_dts)
+    metas = {}
+    fb, cast = ffi.from_buffer, ffi.cast
+    perform = _perform_step(node)
+
+    def step(args):
+        _check(node, args, dts, nds)
+        shapes = [args[i].shape for i in arrays]
+        if shapes and len(shapes[0]) == nd and all(s == shapes[0] for s in shapes):
+            shape = shapes[0]
+        else:
+            shape = np.broadcast_shapes(*shapes, *(args[i].shape for i in scalars), (1,) * nd)
+        out_shapes = [shape] * len(out_dts)
+        for j, deps in partial:
+            out_shapes[j] = np.broadcast_shapes(*(args[i].shape for i in deps))
+        if partial and 0 in shape and any(0 not in s for s in out_shapes):
+            return perform(args)  # the loop runs zero times, but an output is not empty
+        outs = []
+        for j, dt in enumerate(out_dts):
+            d = destroy.get(j)
+            buf = args[d] if d is not None else None
+            if buf is not None and buf.flags.writeable and buf.shape == out_shapes[j] and not any(
+                    a is not buf and np.may_share_memory(a, buf) for a in args):
+                outs.append(buf)
+            elif private[j]:
+                outs.append(_out_buffer(cached, j, out_shapes[j], dt))
+            else:
+                outs.append(np.empty(out_shapes[j], dt))
+        if 0 in shape:
+            return outs
+        if all(args[i].shape == shape and args[i].flags.c_contiguous for i in arrays) and all(
+                o.shape == shape and o.flags.c_contiguous for o in outs):
+            status = contig(math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
+        else:
+            layout = tuple((a.shape, a.strides) for a in args) + tuple(o.strides for o in outs)
+            meta = metas.get(layout)
+            if meta is None:
+                meta = _remember(metas, layout, fb("int64_t[]", _meta(args, arrays, outs, shape, nd)))
+            status = strided(meta,
+                             *[cast("char *", a.ctypes.data) for a in args],
+                             *[cast("char *", o.ctypes.data) for o in outs])
+        if status:
+            cls, msg = cgen.STATUS[status]
+            raise cls(msg)
+        return outs
+
+    return step
+
+
+def _remember(metas, layout, meta):
+    """Keep the metadata of the last few layouts a kernel saw (a loop calls with the same)."""
+    if len(metas) >= 16:
+        metas.clear()
+    metas[layout] = meta
+    return meta
+
+
+def _meta(args, arrays, outs, shape, nd):
+    """The strided loop's int64 metadata: shape, then each array operand's byte strides in
+    the output's dims (0 along broadcast dims)."""
+    nd1 = max(nd, 1)
+    meta = list(shape) if nd else [1]
+    for a in [args[i] for i in arrays] + outs:
+        pad = nd1 - a.ndim
+        meta += [0] * pad + [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
+    return np.array(meta, dtype=np.int64)
+
+
+def _reduce_step(node, lib, ffi, name, prog, scalars, private):
+    """The pre-reduction values have the broadcast shape of the inputs; it is permuted so the
+    kept dims lead, and each input gets its broadcast byte strides in that order."""
+    fn = getattr(lib, name)
+    rop = node.op if isinstance(node.op, Reduce) else node.op.reduce_op
+    dts = [np.dtype(d) for d in prog.in_dtypes]
+    nds = [v.ndim for v in node.inputs]
+    nd = max(nds)
+    arrays = [i for i in range(len(dts)) if i not in scalars]
+    keep = [d for d in range(nd) if d not in rop.axis]
+    order = keep + list(rop.axis)
+    out_dt = np.dtype(node.outputs[0].dtype)
+    cached = [None]
+    metas = {}
+    fb, cast = ffi.from_buffer, ffi.cast
+
+    def step(args):
+        _check(node, args, dts, nds)
+        shape = args[0].shape if len(args) == 1 else np.broadcast_shapes(*(a.shape for a in args))
+        kept = tuple(shape[d] for d in keep)
+        out = _out_buffer(cached, 0, kept, out_dt) if private else np.empty(kept, out_dt)
+        if out.size:
+            layout = tuple((args[i].shape, args[i].strides) for i in arrays)
+            meta = metas.get(layout)
+            if meta is None:
+                m = [len(keep), len(rop.axis)] + [shape[d] for d in order]
+                for a_shape, a_strides in layout:
+                    st = [0] * (nd - len(a_shape)) + [0 if n == 1 else s
+                                                      for n, s in zip(a_shape, a_strides)]
+                    m += [st[d] for d in order]
+                meta = _remember(metas, layout, fb("int64_t[]", np.array(m, dtype=np.int64)))
+            status = fn(meta, *[fb(a) if a.flags.c_contiguous else cast("char *", a.ctypes.data)
+                                for a in args], fb(out))
+            if status:
+                cls, msg = cgen.STATUS[status]
+                raise cls(msg.format(kind={"max": "maximum", "min": "minimum"}[rop.kind]))
+        if rop.keepdims:
+            return [out.reshape(tuple(1 if d in rop.axis else shape[d] for d in range(nd)))]
+        return [out]
+
+    return step
+
+
+def _matmul_step(node, private):
+    out_dt = np.dtype(node.outputs[0].dtype)
+    cached = [None]
+
+    def step(args):
+        a, b = args
+        if private and a.dtype == b.dtype == out_dt and a.ndim == b.ndim == 2:
+            out = _out_buffer(cached, 0, (a.shape[0], b.shape[1]), out_dt)
+            if a.shape[1] == b.shape[0]:
+                return [np.matmul(a, b, out=out)]
+        return [np.asarray(np.matmul(a, b), dtype=out_dt)]
+
+    return step
