@@ -142,6 +142,12 @@ def test_indexing_error_names_the_index():
         x[1.5]
 
 
+def test_scan_error_names_the_output_and_both_types():
+    x = ts.dvector("x")
+    with raises(errors.ScanError, r"output 0 .* float64\[\], but its initial state .* float32\[\]"):
+        ts.scan(lambda a, h: h + a, sequences=x, outputs_info=np.float32(0))
+
+
 def test_every_error_class_is_exercised_here():
     """Runs last (pytest keeps file order): a new error class needs a test above."""
     assert set(ALL) - {errors.TracesymError} <= COVERED, set(ALL) - COVERED - {errors.TracesymError}

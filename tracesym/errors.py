@@ -90,3 +90,12 @@ class IndexingError(TracesymError, IndexError):
     index known to be out of bounds, a boolean mask whose shape does not match the indexed dims,
     or index arrays that cannot be broadcast together.  Index with integers, slices, None,
     `...`, integer arrays or boolean masks; cast a float index with `.astype('int64')`."""
+
+
+class ScanError(TracesymError, TypeError):
+    """A `ts.scan` loop is ill-formed: its step function returned the wrong number of outputs,
+    or an output whose dtype or number of dimensions differs from its initial state
+    (`outputs_info`), a sequence is shorter than `n_steps`, or `strict=True` found a variable
+    the step uses without receiving it.  Make the step return one value per `outputs_info`
+    entry with the initial state's type (cast with `.astype`), and pass captured variables in
+    `non_sequences`."""

@@ -1,0 +1,129 @@
+"""Rewrites of scan: outputs nobody reads removed, only the last state kept when only it is
+read (O(1) memory), loop-invariant work hoisted, and the inner graph rewritten with the
+function's own mode.  Each rewritten function computes what the unrewritten one (mode NONE)
+does."""
+
+import tracemalloc
+
+import numpy as np
+
+import tracesym as ts
+from tracesym.loops import Scan
+
+
+def scans(f):
+    return [n for n in f.graph.toposort() if isinstance(n.op, Scan)]
+
+
+
+def inner_op_names(node):
+    return [str(n.op) for n in ts.Graph(node.op.inner_inputs, node.op.inner_outputs).toposort()]
+
+
+def both(inputs, outputs, *values):
+    fast = ts.function(inputs, outputs)
+    ref = ts.function(inputs, outputs, mode="NONE")
+    got, want = fast(*values), ref(*values)
+    for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    return fast
+
+
+def test_unused_outputs_and_the_state_only_they_need_are_removed(rng):
+    x, w = ts.dvector("x"), ts.dscalar("w")
+
+    def step(a, h, c, w):
+        return h + a, c * w + h, a * 3  # c is read by nobody but itself
+
+    (hs, cs, triple), _ = ts.scan(step, sequences=x,
+                                  outputs_info=[ts.constant(0.0), ts.constant(1.0), None],
+                                  non_sequences=w)
+    f = both([x, w], hs, rng.normal(size=5), 0.5)
+    (node,) = scans(f)
+    assert node.op.n_rec == 1 and node.op.n_nit == 0 and node.op.n_non_seqs == 0
+    assert len(node.inputs) == 3  # n_steps, x, the initial state of h
+
+
+def test_a_state_read_by_a_used_output_is_kept(rng):
+    x = ts.dvector("x")
+    (hs, cs), _ = ts.scan(lambda a, h, c: (h + c, c + a), sequences=x,
+                          outputs_info=[ts.constant(0.0), ts.constant(1.0)])
+    f = both([x], hs, rng.normal(size=5))
+    assert scans(f)[0].op.n_rec == 2
+
+
+def test_only_the_last_state_is_kept_in_constant_memory():
+    h0, n = ts.dvector("h0"), ts.lscalar("n")
+    hs, _ = ts.scan(lambda h: h * 0.999 + 1.0, outputs_info=h0, n_steps=n)
+    last = ts.function([h0, n], hs[-1])
+    (node,) = scans(last)
+    assert node.op.keep_last == (True,)
+    full = ts.function([h0, n], hs)
+    assert scans(full)[0].op.keep_last == (False,)
+    h = np.zeros(1000)  # 8 kB a state; 10,000 states would be 80 MB
+    tracemalloc.start()
+    try:
+        got = last(h, 10_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
+    a = 0.999 ** 10_000  # h_n = a^n h_0 + (1 - a^n) / (1 - 0.999)
+    np.testing.assert_allclose(got, a * h + (1 - a) / (1 - 0.999), rtol=1e-9)
+
+
+def test_reduce_keeps_one_row_and_gradients_still_see_every_state(rng):
+    x = ts.dvector("x")
+    r, _ = ts.reduce(lambda a, acc: acc * a + 1, x, ts.constant(0.5))
+    f = both([x], r, rng.normal(size=6))
+    assert scans(f)[0].op.keep_last == (True,)
+    g = both([x], ts.grad(r, x), rng.normal(size=6))
+    assert all(not any(s.op.keep_last) for s in scans(g) if s.op.n_rec and s.op.name is None)
+
+
+def test_loop_invariant_work_is_hoisted(rng):
+    X, h0, W = ts.dmatrix("X"), ts.dvector("h0"), ts.dmatrix("W")
+    H, _ = ts.scan(lambda x, h, W: ts.tanh(x + h @ ts.exp(W).T), sequences=X, outputs_info=h0,
+                   non_sequences=W)
+    f = both([X, h0, W], H, rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=(3, 3)))
+    (node,) = scans(f)
+    assert not any("exp" in s for s in inner_op_names(node))
+    outer = [str(n.op) for n in f.graph.toposort()]
+    assert "Elemwise{exp}" in outer
+
+
+def test_inner_graph_is_rewritten_with_the_functions_mode(rng):
+    x = ts.dvector("x")
+    out, _ = ts.scan(lambda a, h: ts.log(1 + h * a), sequences=x, outputs_info=ts.constant(0.5))
+    fast = both([x], out, rng.uniform(size=4))
+    assert any("log1p" in s for s in inner_op_names(scans(fast)[0]))
+    plain = ts.function([x], out, mode="FAST_COMPILE")
+    assert not any("log1p" in s for s in inner_op_names(scans(plain)[0]))
+    np.testing.assert_allclose(plain(np.full(3, 0.5)), fast(np.full(3, 0.5)))
+
+
+def test_sequence_only_work_is_one_batched_product(rng):
+    X, h0, W, U = ts.dtensor3("X"), ts.dmatrix("h0"), ts.dmatrix("W"), ts.dmatrix("U")
+    H, _ = ts.scan(lambda x, h, W, U: ts.tanh(ts.exp(x[:, :3]) @ W + h @ U), sequences=X,
+                   outputs_info=h0, non_sequences=[W, U])
+    values = [rng.normal(size=(5, 2, 4)), rng.normal(size=(2, 3)), rng.normal(size=(3, 3)),
+              rng.normal(size=(3, 3))]
+    f = both([X, h0, W, U], H, *values)
+    (node,) = scans(f)
+    assert not any("exp" in s for s in inner_op_names(node))
+    assert node.op.n_seqs == 1 and node.op.inner_inputs[0].ndim == 2
+    products = [n for n in f.graph.toposort() if "MatMul" in str(n.op) and n.outputs[0].ndim == 3]
+    assert len(products) == 1  # x_t[:, :3] @ W for every t at once
+    both([X, h0, W, U], ts.grad(H.sum(), [W, U, h0]), *values)
+
+
+def test_weight_gradient_is_one_product_after_the_loop(rng):
+    X, h0, W = ts.dtensor3("X"), ts.dmatrix("h0"), ts.dmatrix("W")
+    H, _ = ts.scan(lambda x, h, W: ts.tanh(x + h @ W), sequences=X, outputs_info=h0,
+                   non_sequences=W)
+    values = [rng.normal(size=(5, 2, 3)), rng.normal(size=(2, 3)), rng.normal(size=(3, 3))]
+    f = both([X, h0, W], ts.grad((H ** 2).sum(), [W, h0, X]), *values)
+    assert "scan_push_out_accumulated_product" in [r for r, _ in f.graph.rewrite_log]
+    backward = [n for n in scans(f) if n.op.name == "grad"][0]
+    assert backward.op.n_rec == 1  # only the gradient flowing back through h is carried
+    assert sum("MatMul" in s or "Gemm" in s for s in inner_op_names(backward)) == 1

@@ -1,0 +1,243 @@
+"""The `Scan` Op: one node holding a whole step function (its inner graph) and running it
+`n_steps` times.
+
+Layout, shared by the inner graph and the node's outer inputs and outputs:
+
+  inner inputs   [sequence slices] [one per tap of each recurrent output] [non-sequences]
+  inner outputs  [new value of each recurrent output] [per-step outputs (not fed back)]
+  outer inputs   n_steps, [sequences], [initial rows of each recurrent output], [non-sequences]
+  outer outputs  [buffer of each recurrent output] [stacked per-step outputs]
+
+A sequence is read at row t on step t (`ts.scan` slices sequences with taps beforehand, one
+outer sequence per tap).  Recurrent output r with taps (negative ints) has `lag = -min(taps)`
+initial rows; its buffer holds `lag + n_steps` rows, row `lag + t` written by step t, and tap
+k of step t reads row `lag + t + k`.  With `keep_last[r]` the Op keeps a ring of `lag + 1`
+rows and returns only the final row (shape `(1, ...)`): O(1) memory in the number of steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ScanError
+from ..ops.base import Op
+from ..trace.graph import Apply, Constant, Graph, applies_between, as_variable
+from ..trace.types import TensorType
+
+
+def structure_key(inner_inputs, inner_outputs) -> tuple:
+    """A hashable description of an inner graph up to renaming of its variables, so two scans
+    tracing the same step merge."""
+    ref = {id(v): ("in", i) for i, v in enumerate(inner_inputs)}
+    key = [tuple(v.type for v in inner_inputs)]
+    for k, node in enumerate(applies_between(inner_inputs, inner_outputs)):
+        args = []
+        for v in node.inputs:
+            r = ref.get(id(v))
+            if r is None:
+                r = ("c", v.signature()) if isinstance(v, Constant) else ("free", id(v))
+            args.append(r)
+        key.append((node.op, tuple(args)))
+        for j, o in enumerate(node.outputs):
+            ref[id(o)] = ("n", k, j)
+    key.append(tuple(ref.get(id(o)) or ("c", o.signature()) for o in inner_outputs))
+    return tuple(key)
+
+
+def row_type(t: TensorType) -> TensorType:
+    """The type of one row of a value of type `t`."""
+    return TensorType(t.dtype, t.shape[1:])
+
+
+class Scan(Op):
+    """A loop over `n_steps` running the step function held as `inner_inputs` ->
+    `inner_outputs`.  Built by `ts.scan`; see the module docstring for the layout."""
+
+    __props__ = ("n_seqs", "taps", "n_nit", "keep_last", "truncate_gradient", "name", "key")
+
+    def __init__(self, inner_inputs, inner_outputs, n_seqs, taps, n_nit, keep_last=None,
+                 truncate_gradient=-1, name=None, linker=None):
+        self.inner_inputs = list(inner_inputs)
+        self.inner_outputs = list(inner_outputs)
+        self.n_seqs = int(n_seqs)
+        self.taps = tuple(tuple(int(k) for k in t) for t in taps)
+        self.n_nit = int(n_nit)
+        self.keep_last = tuple(keep_last) if keep_last is not None else (False,) * len(self.taps)
+        self.truncate_gradient = int(truncate_gradient)
+        self.name = name
+        #: the linker the inner graph is compiled with (None: `config.linker` at first run)
+        self.linker = linker
+        self.n_taps = sum(len(t) for t in self.taps)
+        self.n_non_seqs = len(self.inner_inputs) - self.n_seqs - self.n_taps
+        if self.n_non_seqs < 0 or len(self.inner_outputs) != len(self.taps) + self.n_nit \
+                or len(self.keep_last) != len(self.taps):
+            raise ValueError("Scan: inner inputs/outputs do not match the declared layout")
+        self.lags = tuple(-min(t) for t in self.taps)
+        self.key = structure_key(self.inner_inputs, self.inner_outputs)
+        self._run = None
+        self._compiled: dict = {}
+
+    def __str__(self):
+        return f"Scan{{{self.name}}}" if self.name else "Scan"
+
+    __repr__ = __str__
+
+    # -- layout helpers ------------------------------------------------------------------------
+    @property
+    def n_rec(self) -> int:
+        return len(self.taps)
+
+    def split_outer(self, inputs):
+        """(n_steps, sequences, initial rows, non-sequences) from the node's inputs."""
+        s, r = 1 + self.n_seqs, 1 + self.n_seqs + self.n_rec
+        return inputs[0], list(inputs[1:s]), list(inputs[s:r]), list(inputs[r:])
+
+    def split_inner(self):
+        """(sequence slices, [tap placeholders per recurrent output], non-sequences)."""
+        ins = self.inner_inputs
+        seqs, k, taps = ins[:self.n_seqs], self.n_seqs, []
+        for t in self.taps:
+            taps.append(ins[k:k + len(t)])
+            k += len(t)
+        return seqs, taps, ins[k:]
+
+    def clone(self, **changes):
+        """This Scan with some constructor arguments changed."""
+        args = dict(inner_inputs=self.inner_inputs, inner_outputs=self.inner_outputs,
+                    n_seqs=self.n_seqs, taps=self.taps, n_nit=self.n_nit, keep_last=self.keep_last,
+                    truncate_gradient=self.truncate_gradient, name=self.name, linker=self.linker)
+        args.update(changes)
+        return Scan(**args)
+
+    # -- type inference ------------------------------------------------------------------------
+    def make_node(self, n_steps, *outer):
+        n_steps = as_variable(n_steps)
+        if n_steps.ndim != 0 or n_steps.dtype[0] not in "iu":
+            raise ScanError(f"{self}: n_steps must be an integer scalar, got {n_steps.type.short()}")
+        if n_steps.dtype != "int64":
+            from ..ops.elemwise import cast
+
+            n_steps = cast(n_steps, "int64")
+        outer = [as_variable(v) for v in outer]
+        want = self.n_seqs + self.n_rec + self.n_non_seqs
+        if len(outer) != want:
+            raise ScanError(f"{self} takes {want} inputs after n_steps, got {len(outer)}")
+        _, seqs, inits, nons = self.split_outer([n_steps] + outer)
+        i_seqs, i_taps, i_nons = self.split_inner()
+        for k, (v, p) in enumerate(zip(seqs, i_seqs)):
+            self._check(v, p.type, f"sequence {k}", lead=True)
+        for r, (v, ps) in enumerate(zip(inits, i_taps)):
+            self._check(v, ps[0].type, f"initial state of output {r}", lead=True)
+        for k, (v, p) in enumerate(zip(nons, i_nons)):
+            self._check(v, p.type, f"non-sequence {k}", lead=False)
+        outs = []
+        for r, ps in enumerate(i_taps):
+            lead = 1 if self.keep_last[r] else None
+            outs.append(TensorType(ps[0].dtype, (lead,) + ps[0].type.shape).make_variable())
+        for o in self.inner_outputs[self.n_rec:]:
+            outs.append(TensorType(o.dtype, (None,) + o.type.shape).make_variable())
+        return Apply(self, [n_steps] + outer, outs)
+
+    def _check(self, v, inner_type, what, lead):
+        ndim = inner_type.ndim + (1 if lead else 0)
+        shape = v.type.shape[1:] if lead else v.type.shape
+        ok = v.dtype == inner_type.dtype and v.ndim == ndim and all(
+            a is None or b is None or a == b for a, b in zip(shape, inner_type.shape))
+        if not ok:
+            raise ScanError(f"{self}: {what} has type {v.type.short()}, but the step function was "
+                            f"traced for {'rows of ' if lead else ''}{inner_type.short()}")
+
+    def infer_shape(self, node, input_shapes):
+        n = node.inputs[0]
+        init_shapes = input_shapes[1 + self.n_seqs:1 + self.n_seqs + self.n_rec]
+        out = []
+        for r, shp in enumerate(init_shapes):
+            lead = as_variable(np.int64(1)) if self.keep_last[r] else n + shp[0]
+            out.append((lead,) + tuple(shp[1:]))
+        for o in self.inner_outputs[self.n_rec:]:
+            if None in o.type.shape:
+                return None
+            out.append((n,) + tuple(as_variable(np.int64(s)) for s in o.type.shape))
+        return out
+
+    # -- running -------------------------------------------------------------------------------
+    def runner(self):
+        """The inner graph lowered once by the linker: values in, output values out."""
+        if self._run is None:
+            from ..config import config
+            from ..trace.function import LINKERS
+
+            cfg = config.snapshot()
+            graph = Graph(self.inner_inputs, self.inner_outputs)
+            self._run = LINKERS[self.linker or cfg.linker](graph, cfg)
+        return self._run
+
+    def perform(self, node, inputs):
+        n_steps, seqs, inits, nons = self.split_outer(inputs)
+        n = int(n_steps)
+        if n < 0:
+            raise ScanError(f"{self}: n_steps is {n}; it must be >= 0")
+        for k, s in enumerate(seqs):
+            if s.shape[0] < n:
+                raise ScanError(f"{self}: sequence {k} has {s.shape[0]} rows, fewer than the "
+                                f"{n} steps asked for")
+        run = self.runner()
+        bufs, sizes = [], []
+        for r, (init, lag) in enumerate(zip(inits, self.lags)):
+            if init.shape[0] != lag:
+                raise ScanError(f"{self}: output {r} has taps {list(self.taps[r])}, which need "
+                                f"{lag} initial row(s); got {init.shape[0]}")
+            if self.keep_last[r]:  # a ring of references: rows are never written in place
+                size, buf = lag + 1, list(init) + [None]
+            else:
+                size, buf = lag + n, np.empty((lag + n,) + init.shape[1:], dtype=init.dtype)
+                buf[:lag] = init
+            bufs.append(buf)
+            sizes.append(size)
+        nit = [None] * self.n_nit
+        reads = [(buf, lag + k, size) for buf, lag, taps, size in zip(bufs, self.lags, self.taps, sizes)
+                 for k in taps]
+        writes = [(r, buf, lag, size, init.shape[1:])
+                  for r, (buf, lag, size, init) in enumerate(zip(bufs, self.lags, sizes, inits))]
+        n_rec = self.n_rec
+        for t in range(n):
+            outs = run([s[t] for s in seqs] + [b[(t + j) % m] for b, j, m in reads] + nons)
+            for r, buf, lag, size, shape in writes:
+                v = outs[r]
+                if v.shape != shape:
+                    self._shape_error(r, v.shape, shape, t)
+                buf[(t + lag) % size] = v
+            for k in range(self.n_nit):
+                v = outs[n_rec + k]
+                if t == 0:
+                    nit[k] = np.empty((n,) + v.shape, dtype=v.dtype)
+                elif v.shape != nit[k].shape[1:]:
+                    self._shape_error(n_rec + k, v.shape, nit[k].shape[1:], t)
+                nit[k][t] = v
+        results = []
+        for r, buf in enumerate(bufs):
+            if self.keep_last[r]:
+                buf = np.array(buf[(n - 1 + self.lags[r]) % sizes[r]], dtype=inits[r].dtype)[None]
+            results.append(buf)
+        for k, v in enumerate(nit):
+            if v is None:  # no step ran: the row shape is what the types know (else 0)
+                o = self.inner_outputs[n_rec + k]
+                v = np.empty((0,) + tuple(0 if s is None else s for s in o.type.shape), o.dtype)
+            results.append(v)
+        return results
+
+    def _shape_error(self, i, got, want, t):
+        src = self.inner_outputs[i].source
+        where = f"\n  the step's output was created at {src}" if src else ""
+        raise ScanError(f"{self}: on step {t} output {i} of the step function has shape "
+                        f"{tuple(got)}, but earlier steps (or its initial state) have shape "
+                        f"{tuple(want)}; a scan output keeps one shape through the loop{where}")
+
+    # -- gradient ------------------------------------------------------------------------------
+    def L_op(self, inputs, outputs, output_grads):
+        from .grad import scan_grad
+
+        return scan_grad(self, inputs, outputs, output_grads)
+
+
+__all__ = ["Scan"]

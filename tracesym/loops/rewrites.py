@@ -1,0 +1,364 @@
+"""Rewrites of `Scan` nodes, and compiling their inner graphs with the enclosing function's mode.
+
+The rules run in the outer graph's phases like any other; each builds a new Scan and replaces
+every output of the old one, so the old node is pruned.  In `canonicalize`: hoist loop-invariant
+work, hoist work on the sequences alone (one batched Op before the loop), push a weight
+gradient accumulated over the steps out as one product, drop outputs nobody reads; in
+`specialize`: keep only the last state where only it is read.  After the outer graph is rewritten,
+each Scan's inner graph is rewritten with the same mode (nested scans too) and told which
+linker lowers it (`compile_scans`, one of `function`'s lowering hooks).
+"""
+
+from __future__ import annotations
+
+from ..rewrite.engine import node_rewriter
+from ..rewrite.mode import get_mode, rewrite_graph
+from ..ops.blas import MatMul
+from ..ops.elemwise import Elemwise
+from ..ops.shape import DimShuffle, SumToShape, transpose
+from ..ops.subtensor import Subtensor
+from ..trace import function as _function
+from ..trace.graph import Constant, Graph, applies_between, clone_replace, leaves
+from .op import Scan
+
+
+def _read(graph, v) -> bool:
+    return v in graph and (graph.out_degree(v) > 0 or any(o is v for o in graph.outputs))
+
+
+def _replace_all(node, new_node, extra=None):
+    """{old output: new output} for every output of `node`, plus `extra` pairs (first, so the
+    old node loses those clients before its outputs are swapped)."""
+    repl = dict(extra or {})
+    repl.update(zip(node.outputs, new_node.outputs))
+    return repl
+
+
+# -- outputs nobody reads --------------------------------------------------------------------
+
+def prune(node, needed):
+    """A node computing only outputs `needed` (indices) of the Scan `node`, and the inner
+    outputs and inputs they depend on; returns {old output: new output}, or None when
+    everything is needed already."""
+    op = node.op
+    _, i_taps, _ = op.split_inner()
+    need = set(needed)
+    while True:  # a recurrent output read by a needed one is needed too
+        used = {id(v) for v in leaves(op.inner_inputs, [op.inner_outputs[i] for i in need])}
+        more = {r for r in range(op.n_rec) if r not in need and any(id(p) in used for p in i_taps[r])}
+        if not more:
+            break
+        need |= more
+    used = {id(v) for v in leaves(op.inner_inputs, [op.inner_outputs[i] for i in need])}
+    rec = [r for r in range(op.n_rec) if r in need]
+    nit = [k for k in range(op.n_nit) if op.n_rec + k in need]
+    n, seqs, inits, nons = op.split_outer(node.inputs)
+    i_seqs, _, i_nons = op.split_inner()
+    keep_s = [i for i, p in enumerate(i_seqs) if id(p) in used]
+    keep_n = [j for j, p in enumerate(i_nons) if id(p) in used]
+    if len(rec) == op.n_rec and len(nit) == op.n_nit and len(keep_s) == len(seqs) \
+            and len(keep_n) == len(nons):
+        return None
+    if not rec and not nit:
+        return None
+    inner_in = ([i_seqs[i] for i in keep_s] + [p for r in rec for p in i_taps[r]]
+                + [i_nons[j] for j in keep_n])
+    inner_out = [op.inner_outputs[r] for r in rec] + [op.inner_outputs[op.n_rec + k] for k in nit]
+    new_op = op.clone(inner_inputs=inner_in, inner_outputs=inner_out, n_seqs=len(keep_s),
+                      taps=[op.taps[r] for r in rec], n_nit=len(nit),
+                      keep_last=[op.keep_last[r] for r in rec])
+    new = new_op.make_node(n, *[seqs[i] for i in keep_s], *[inits[r] for r in rec],
+                           *[nons[j] for j in keep_n])
+    olds = [node.outputs[r] for r in rec] + [node.outputs[op.n_rec + k] for k in nit]
+    return dict(zip(olds, new.outputs))
+
+
+@node_rewriter([Scan], tags=("canonicalize", "scan"))
+def scan_remove_unused(graph, node):
+    """scan outputs nobody reads (and the sequences, non-sequences and recurrent states only
+    they needed) -> a scan without them."""
+    needed = {i for i, o in enumerate(node.outputs) if _read(graph, o)}
+    return prune(node, needed)
+
+
+# -- loop-invariant code ---------------------------------------------------------------------
+
+@node_rewriter([Scan], tags=("canonicalize", "scan"))
+def scan_hoist_invariant(graph, node):
+    """inner f(non-sequences, constants) -> f computed once before the loop and passed in as
+    a non-sequence."""
+    op = node.op
+    _, _, i_nons = op.split_inner()
+    inv = {id(p) for p in i_nons}
+    hoisted = []
+    for nd in applies_between(op.inner_inputs, op.inner_outputs):
+        if not getattr(nd.op, "foldable", True):
+            continue
+        if all(id(v) in inv or isinstance(v, Constant) for v in nd.inputs) \
+                and any(id(v) in inv for v in nd.inputs):
+            hoisted.append(nd)
+            inv.update(id(o) for o in nd.outputs)
+    if not hoisted:
+        return None
+    inner = {id(o) for nd in hoisted for o in nd.outputs}
+    frontier, seen = [], set()
+    for nd in applies_between(op.inner_inputs, op.inner_outputs):
+        if nd in hoisted:
+            continue
+        for v in nd.inputs:
+            if id(v) in inner and id(v) not in seen:
+                seen.add(id(v))
+                frontier.append(v)
+    for o in op.inner_outputs:
+        if id(o) in inner and id(o) not in seen:
+            seen.add(id(o))
+            frontier.append(o)
+    _, _, _, nons = op.split_outer(node.inputs)
+    outer = clone_replace(frontier, dict(zip(i_nons, nons)))
+    fresh = [v.type.make_variable(name=v.name) for v in frontier]
+    inner_out = clone_replace(op.inner_outputs, dict(zip(frontier, fresh)))
+    new_op = op.clone(inner_inputs=op.inner_inputs + fresh, inner_outputs=inner_out)
+    return _replace_all(node, new_op.make_node(*node.inputs, *outer))
+
+
+# -- work that depends only on the sequences ------------------------------------------------
+
+def _batched(nd, ins, from_seq):
+    """`nd` applied to whole sequences (`ins`, one more leading dim where `from_seq`), or None
+    where that is not the same Op on stacked rows."""
+    op = nd.op
+    if isinstance(op, Elemwise):
+        if all(v.ndim == nd.outputs[0].ndim for v, s in zip(nd.inputs, from_seq) if s):
+            return op.make_node(*ins)
+    elif isinstance(op, MatMul):
+        if from_seq[0] and not from_seq[1] and nd.inputs[1].ndim == 2:
+            return op.make_node(*ins)
+    elif isinstance(op, Subtensor) and len(nd.inputs) == 1:
+        return Subtensor(((None, None, None),) + op.idx_list).make_node(ins[0])
+    elif isinstance(op, DimShuffle):
+        order = (0,) + tuple(d if d == "x" else d + 1 for d in op.new_order)
+        return DimShuffle(order).make_node(ins[0])
+    return None
+
+
+@node_rewriter([Scan], tags=("canonicalize", "scan"))
+def scan_hoist_sequence_work(graph, node):
+    """inner f(x_t, non-sequences) for a sequence x -> f(x) computed for every step at once
+    before the loop (one batched product instead of one per step), read as a new sequence."""
+    op = node.op
+    n, seqs, inits, nons = op.split_outer(node.inputs)
+    i_seqs, _, i_nons = op.split_inner()
+    outer = {id(p): v[:n] for p, v in zip(i_seqs, seqs)}
+    outer.update((id(p), v) for p, v in zip(i_nons, nons))
+    from_seq = {id(p) for p in i_seqs}
+    hoisted = set()
+    for nd in applies_between(op.inner_inputs, op.inner_outputs):
+        if not getattr(nd.op, "foldable", True) or not any(id(v) in from_seq for v in nd.inputs):
+            continue
+        if not all(id(v) in outer or isinstance(v, Constant) for v in nd.inputs):
+            continue
+        new = _batched(nd, [outer.get(id(v), v) for v in nd.inputs],
+                       [id(v) in from_seq for v in nd.inputs])
+        if new is None:
+            continue
+        hoisted.add(id(nd))
+        for o, no in zip(nd.outputs, new.outputs):
+            outer[id(o)] = no
+            from_seq.add(id(o))
+    if not hoisted:
+        return None
+    frontier, seen = [], set()
+    for nd in applies_between(op.inner_inputs, op.inner_outputs):
+        if id(nd) not in hoisted:
+            for v in nd.inputs:
+                if v.owner is not None and id(v.owner) in hoisted and id(v) not in seen:
+                    seen.add(id(v))
+                    frontier.append(v)
+    for o in op.inner_outputs:
+        if o.owner is not None and id(o.owner) in hoisted and id(o) not in seen:
+            seen.add(id(o))
+            frontier.append(o)
+    fresh = [v.type.make_variable(name=v.name) for v in frontier]
+    inner_out = clone_replace(op.inner_outputs, dict(zip(frontier, fresh)))
+    k = op.n_seqs
+    new_op = op.clone(inner_inputs=op.inner_inputs[:k] + fresh + op.inner_inputs[k:],
+                      inner_outputs=inner_out, n_seqs=k + len(fresh))
+    new = new_op.make_node(n, *seqs, *[outer[id(v)] for v in frontier], *inits, *nons)
+    return _replace_all(node, new)
+
+
+# -- gradients of weights accumulated over the steps -----------------------------------------
+
+def _accumulated_product(op, r, i_seqs, i_nons):
+    """For recurrent output r updated as `acc + [SumToShape](s_t.T @ v_t, shape)` (or `s_t @
+    v_t`), with s a sequence and acc read nowhere else: (index of s, whether s_t is
+    transposed, v, the shape or None); else None."""
+    if op.taps[r] != (-1,):
+        return None
+    _, i_taps, _ = op.split_inner()
+    acc, out = i_taps[r][0], op.inner_outputs[r]
+    nd = out.owner
+    if nd is None or not isinstance(nd.op, Elemwise) or nd.op.scalar_op.name != "add" \
+            or len(nd.inputs) != 2 or not any(v is acc for v in nd.inputs):
+        return None
+    term = nd.inputs[1] if nd.inputs[0] is acc else nd.inputs[0]
+    if term is acc or term.type.shape != out.type.shape and None not in term.type.shape:
+        return None
+    readers = [n for n in applies_between(op.inner_inputs, op.inner_outputs)
+               if any(v is acc for v in n.inputs)]
+    if readers != [nd] or any(o is acc for o in op.inner_outputs):
+        return None
+    shp = None
+    if term.owner is not None and isinstance(term.owner.op, SumToShape):
+        term, shp = term.owner.inputs
+        nons = {id(p) for p in i_nons}
+        if any(not isinstance(v, Constant) and id(v) not in nons for v in leaves(op.inner_inputs, [shp])):
+            return None
+    m = term.owner
+    if m is None or not isinstance(m.op, MatMul) or term.ndim != 2 or m.inputs[1].ndim != 2:
+        return None
+    u, v = m.inputs
+    transposed = u.owner is not None and isinstance(u.owner.op, DimShuffle) and \
+        u.owner.op.new_order == (1, 0)
+    s = u.owner.inputs[0] if transposed else u
+    seq = next((i for i, p in enumerate(i_seqs) if p is s), None)
+    if seq is None or term.dtype != out.dtype:
+        return None
+    return seq, transposed, v, shp
+
+
+@node_rewriter([Scan], tags=("canonicalize", "scan"))
+def scan_push_out_accumulated_product(graph, node):
+    """acc_T = acc_0 + sum_t s_t.T @ v_t, with only acc_T read -> v_t a per-step output and
+    acc_0 + S.T @ V after the loop, S and V the steps stacked: one large product instead of
+    one small product and one accumulation per step (the weight gradients of BPTT)."""
+    op = node.op
+    n, seqs, inits, nons = op.split_outer(node.inputs)
+    i_seqs, i_taps, i_nons = op.split_inner()
+    for r in range(op.n_rec):
+        if op.keep_last[r]:
+            continue
+        buf = node.outputs[r]
+        found = _accumulated_product(op, r, i_seqs, i_nons)
+        lasts = found and buf in graph and not any(o is buf for o in graph.outputs) \
+            and _last_rows(graph, buf)
+        if not lasts:
+            continue
+        seq, transposed, v, shp = found
+        keep = [k for k in range(op.n_rec) if k != r]
+        inner_in = (list(i_seqs) + [p for k in keep for p in i_taps[k]] + list(i_nons))
+        inner_out = [op.inner_outputs[k] for k in keep] + op.inner_outputs[op.n_rec:] + [v]
+        new_op = op.clone(inner_inputs=inner_in, inner_outputs=inner_out,
+                          taps=[op.taps[k] for k in keep], n_nit=op.n_nit + 1,
+                          keep_last=[op.keep_last[k] for k in keep])
+        new = new_op.make_node(n, *seqs, *[inits[k] for k in keep], *nons)
+        S, V = seqs[seq][:n], new.outputs[-1]
+        # the steps side by side: S2 (k, n*b) @ V2 (n*b, m)
+        S2 = S.reshape((-1, S.shape[-1])).T if transposed else \
+            transpose(S, (1, 0, 2)).reshape((S.shape[1], -1))
+        prod = S2 @ V.reshape((-1, V.shape[-1]))
+        if shp is not None:
+            prod = SumToShape()(prod, clone_replace([shp], dict(zip(i_nons, nons)))[0])
+        final = inits[r][0] + prod
+        repl = {v_: final for v_ in lasts}
+        olds = [node.outputs[k] for k in keep] + node.outputs[op.n_rec:]
+        repl.update(zip(olds, new.outputs[:-1]))
+        return repl
+    return None
+
+
+# -- only the last state read ----------------------------------------------------------------
+
+def _is_last_row(nd) -> bool:
+    return isinstance(nd.op, Subtensor) and nd.op.idx_list == (-1,) and len(nd.inputs) == 1
+
+
+def _is_tail(nd) -> bool:
+    """`x[s:]` with a constant start."""
+    if not isinstance(nd.op, Subtensor) or len(nd.inputs) != 1 or len(nd.op.idx_list) != 1:
+        return False
+    part = nd.op.idx_list[0]
+    return isinstance(part, tuple) and part[1] is None and part[2] is None and \
+        (part[0] is None or part[0] >= 0)
+
+
+def _last_rows(graph, buf):
+    """The variables `buf[-1]` (possibly as `buf[s:][-1]`) when those are all anyone reads of
+    `buf`, else None."""
+    found = []
+    for nd, i in graph.clients(buf):
+        if i != 0:
+            return None
+        if _is_last_row(nd):
+            found.append(nd.outputs[0])
+        elif _is_tail(nd) and not any(o is nd.outputs[0] for o in graph.outputs):
+            for nd2, j in graph.clients(nd.outputs[0]):
+                if j != 0 or not _is_last_row(nd2):
+                    return None
+                found.append(nd2.outputs[0])
+        else:
+            return None
+    return found or None
+
+
+@node_rewriter([Scan], tags=("specialize", "scan"))
+def scan_keep_last(graph, node):
+    """scan(...)[r][-1], when that is all anyone reads of recurrent output r -> a scan keeping
+    one row of r: memory O(1) in the number of steps instead of O(n)."""
+    op = node.op
+    for r in range(op.n_rec):
+        buf = node.outputs[r]
+        if op.keep_last[r] or buf not in graph or any(o is buf for o in graph.outputs):
+            continue
+        lasts = _last_rows(graph, buf)
+        if lasts is None:
+            continue
+        keep = list(op.keep_last)
+        keep[r] = True
+        new = op.clone(keep_last=keep).make_node(*node.inputs)
+        return _replace_all(node, new, {v: new.outputs[r][0] for v in lasts})
+    return None
+
+
+# -- compiling inner graphs ------------------------------------------------------------------
+
+def compiled_scan(op, mode, linker):
+    """`op` with its inner graph rewritten under `mode` and lowered by `linker` (cached)."""
+    key = (mode.key(), linker)
+    new = op._compiled.get(key)
+    if new is None:
+        inner = Graph(op.inner_inputs, op.inner_outputs)
+        rewritten = rewrite_graph(inner, mode)
+        if rewritten is not inner:
+            rewritten = compile_scans(rewritten, mode)  # nested scans
+        new = op.clone(inner_outputs=rewritten.outputs, linker=linker)
+        new._compiled[key] = new
+        op._compiled[key] = new
+    return new
+
+
+def compile_scans(graph, mode):
+    """Swap every Scan of an already rewritten `graph` for its compiled version."""
+    from ..config import config
+
+    mode = get_mode(mode)
+    linker = mode.linker or config.linker
+    for node in graph.toposort():
+        if not isinstance(node.op, Scan) or node not in graph:
+            continue
+        new_op = compiled_scan(node.op, mode, linker)
+        if new_op is node.op:
+            continue
+        new = new_op.make_node(*node.inputs)
+        for o, no in zip(node.outputs, new.outputs):
+            no.source, no.name = o.source, o.name
+            if o in graph:
+                graph.replace(o, no)
+    return graph
+
+
+_function.HOOKS["lower"].append(compile_scans)
+
+__all__ = ["scan_remove_unused", "scan_hoist_invariant", "scan_hoist_sequence_work",
+           "scan_push_out_accumulated_product", "scan_keep_last",
+           "compile_scans", "prune"]
