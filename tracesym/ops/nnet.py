@@ -1,5 +1,6 @@
-"""Neural-network basics: `softmax`, `logsoftmax`, `relu`, `one_hot` and the cross-entropy
-losses.  (`sigmoid` and `softplus` are rows of the elementwise table.)
+"""Neural-network basics: `softmax`, `logsoftmax`, `relu`, `elu`, `one_hot`, the cross-entropy
+losses, `batch_normalization` and `dropout`.  (`sigmoid` and `softplus` are rows of the
+elementwise table.)
 
 Softmax-like Ops act on the last axis by default (numpy/JAX convention); `axis=None` means
 over all elements, and a tuple of axes is accepted.  Their numpy implementations subtract the
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..config import config
 from ..errors import ShapeError
-from ..trace.graph import Apply, Constant, as_variable
+from ..trace.graph import Apply, Constant, Variable, as_variable
 from ..trace.types import TensorType, broadcast_shapes
 from .base import Op
 from .reduce import _check_axes, _float_dtype, expand, normalize_axis
@@ -341,6 +342,81 @@ def categorical_crossentropy(coding_dist, true_dist):
                      "or a distribution of its shape")
 
 
+# ------------------------------------------------------------------------------------------
+# activations, binary cross-entropy, batch normalization, dropout (composites whose gradients
+# the elementwise rows give)
+# ------------------------------------------------------------------------------------------
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (exp(x) - 1) elsewhere.  The negative branch is computed as
+    expm1(min(x, 0)), so it is exact near 0 and never overflows (an inf there would make the
+    unselected branch's gradient nan); at 0 the gradient is the left one, alpha (as relu's is 0)."""
+    from .elemwise import expm1, gt, where
+
+    x = _float_input("elu", x)
+    pos = gt(x, 0)
+    return where(pos, x, alpha * expm1(where(pos, 0, x)))
+
+
+def binary_crossentropy(output, target):
+    """Theano's -(target * log(output) + (1 - target) * log(1 - output)), elementwise, for
+    probabilities `output`.  The stability rewrites make log(1 - output) a log1p, and for
+    `output = sigmoid(z)` the whole loss softplus terms; from logits, prefer
+    `sigmoid_binary_crossentropy`."""
+    from .elemwise import log
+
+    output, target = _float_input("binary_crossentropy", output), as_variable(target)
+    return -(target * log(output) + (1 - target) * log(1 - output))
+
+
+def sigmoid_binary_crossentropy(logits, target):
+    """binary_crossentropy(sigmoid(logits), target) computed as softplus(logits) - target *
+    logits: finite for any logits, with gradient sigmoid(logits) - target."""
+    from .elemwise import softplus
+
+    logits = _float_input("sigmoid_binary_crossentropy", logits)
+    return softplus(logits) - as_variable(target) * logits
+
+
+def batch_normalization(inputs, gamma, beta, mean, std, mode="low_mem"):
+    """Theano's batch normalization with given statistics: (inputs - mean) * gamma / std +
+    beta, all broadcast numpy-style.  mode="high_mem" computes gamma / std once at the
+    parameters' shape (one division per parameter, one more temporary); "low_mem" divides per
+    element inside the one elementwise expression.  The values are the same."""
+    from .elemwise import true_divide
+
+    if mode not in ("low_mem", "high_mem"):
+        raise ValueError(f"batch_normalization: mode must be 'low_mem' or 'high_mem', got {mode!r}")
+    inputs = _float_input("batch_normalization", inputs)
+    if mode == "high_mem":
+        return (inputs - mean) * true_divide(gamma, std) + beta
+    return true_divide((inputs - mean) * gamma, std) + beta
+
+
+def dropout(x, p, rng_stream, training=True):
+    """Inverted dropout: each element of `x` is zeroed with probability `p` and the others are
+    scaled by 1 / (1 - p), so the expected value is unchanged and evaluation (`training=False`)
+    is the identity.  `rng_stream` is a `ts.random.RandomStream`; the mask is a new draw every
+    call of the compiled function."""
+    from .elemwise import where
+
+    x = _float_input("dropout", x)
+    if not training:
+        return x
+    if not isinstance(p, Variable):
+        p = float(p)
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+        if p == 0:
+            return x
+    from .elemwise import lt
+    from .shape import shape
+
+    keep = lt(rng_stream.uniform(shape(x), dtype=x.dtype), 1 - p)  # a Bernoulli(1 - p) mask
+    return where(keep, x * (1 / (1 - p)), 0)
+
+
 __all__ = ["Softmax", "SoftmaxGrad", "LogSoftmax", "OneHot", "SoftmaxCrossEntropy", "softmax",
            "logsoftmax", "log_softmax", "relu", "one_hot", "softmax_cross_entropy",
-           "categorical_crossentropy"]
+           "categorical_crossentropy", "elu", "binary_crossentropy", "sigmoid_binary_crossentropy",
+           "batch_normalization", "dropout"]

@@ -15,12 +15,14 @@ import numpy as np
 from ..config import config as _global_config
 from ..errors import InputError, MissingInputError, UnusedInputError, UpdateError
 from .graph import Constant, Graph, SharedVariable, Variable, as_variable, clone_replace, leaves
+from .printing import to_svg
 
 #: name -> callable(graph, config) returning a runner: runner(values) -> list of output values
 LINKERS: dict = {}
 #: set by `tracesym.rewrite`: "mode" resolves a mode argument to a Mode, "rewrite" maps
-#: (graph, mode) to the rewritten graph
-HOOKS: dict = {}
+#: (graph, mode) to the rewritten graph; "lower" lists functions (graph, mode) -> graph that
+#: prepare a rewritten copy for linking (the loops package compiles its inner graphs there)
+HOOKS: dict = {"lower": []}
 
 
 def _flatten_outputs(outputs):
@@ -53,6 +55,26 @@ def normalize_updates(updates) -> list[tuple[SharedVariable, Variable]]:
         seen.add(id(target))
         expr = update_expression(target, expr)
         out.append((target, expr))
+    return out
+
+
+def default_updates(inputs, exprs, explicit, no_default_updates=False, replace=None):
+    """(shared, expr) pairs for the shared variables the `exprs` use (also through the default
+    updates added) that have a `default_update` and no update in `explicit`.
+    `no_default_updates`: True skips them all, a list of shared variables skips those."""
+    if no_default_updates is True:
+        return []
+    skip = {id(t) for t, _ in explicit} | {id(v) for v in (no_default_updates or ())}
+    out, todo = [], list(exprs)
+    while todo:
+        found = [v for v in leaves(inputs, todo) if isinstance(v, SharedVariable)
+                 and v.default_update is not None and id(v) not in skip]
+        news = [update_expression(v, v.default_update) for v in found]
+        if replace and news:
+            news = clone_replace(news, replace)
+        skip.update(id(v) for v in found)
+        out += zip(found, news)
+        todo = news
     return out
 
 
@@ -142,7 +164,8 @@ class Function:
     writing into a result cannot corrupt a shared variable."""
 
     def __init__(self, inputs, outputs, updates=None, givens=None, mode=None,
-                 on_unused_input="raise", allow_input_downcast=False, name=None):
+                 on_unused_input="raise", allow_input_downcast=False, name=None,
+                 no_default_updates=False):
         cfg = _global_config.snapshot()
         self.mode = HOOKS["mode"](mode, cfg)
         if on_unused_input not in ("raise", "warn", "ignore"):
@@ -163,16 +186,23 @@ class Function:
         flat, self._rebuild = _flatten_outputs(outputs)
         self.updates = normalize_updates(updates)
         exprs = flat + [e for _, e in self.updates]
-        if givens:
-            exprs = clone_replace(exprs, _givens_pairs(givens))
+        replace = _givens_pairs(givens) if givens else {}
+        if replace:
+            exprs = clone_replace(exprs, replace)
         self.outputs = exprs[:len(flat)]
         self.updates = [(t, e) for (t, _), e in zip(self.updates, exprs[len(flat):])]
+        self.updates += default_updates(self.inputs, exprs, self.updates, no_default_updates,
+                                        replace)
+        exprs = self.outputs + [e for _, e in self.updates]
         self._check_inputs(exprs, on_unused_input)
         self.shared = [v for v in leaves(self.inputs, exprs) if isinstance(v, SharedVariable)]
         targets = [t for t, _ in self.updates]
         graph = Graph(self.inputs + self.shared, exprs, update_targets=targets, name=name or "")
         self.unoptimized_graph = graph
         self.graph = HOOKS["rewrite"](graph, self.mode)
+        if self.graph is not graph:  # lowering mutates: never the traced graph itself
+            for lower in HOOKS["lower"]:
+                self.graph = lower(self.graph, self.mode)
         self.graph.update_targets = targets
         self._runner = LINKERS[self.mode.linker or cfg.linker](self.graph, cfg)
         self._n_in, self._n_out = len(self.inputs), len(flat)
@@ -267,12 +297,19 @@ class Function:
         ins = ", ".join(f"{v.label()}: {v.type.short()}" for v in self.inputs)
         return f"<tracesym.Function {self.name or ''}({ins})>"
 
+    def _repr_svg_(self):
+        """The rewritten graph as SVG, for notebooks; None without Graphviz's `dot`."""
+        return to_svg(self)
+
 
 def function(inputs, outputs, updates=None, givens=None, mode=None, on_unused_input="raise",
-             allow_input_downcast=False, name=None) -> Function:
+             allow_input_downcast=False, name=None, no_default_updates=False) -> Function:
     """Compile a function from symbolic `inputs` to `outputs` (a variable, a list, or a dict).
 
     Shared variables the outputs use are implicit inputs.  `updates` ((shared, expr) pairs or a
-    dict) are computed from the old values and applied after every output is computed.
-    `givens` substitutes variables in the graph before compiling."""
-    return Function(inputs, outputs, updates, givens, mode, on_unused_input, allow_input_downcast, name)
+    dict) are computed from the old values and applied after every output is computed; a
+    shared variable with a `default_update` and no explicit update gets that one, unless
+    `no_default_updates` is True or lists it.  `givens` substitutes variables in the graph
+    before compiling."""
+    return Function(inputs, outputs, updates, givens, mode, on_unused_input, allow_input_downcast,
+                    name, no_default_updates)

@@ -118,11 +118,15 @@ class Constant(Variable):
 
 class SharedVariable(Variable):
     """A variable with a persistent value: an implicit input of every function that uses it,
-    changed by the function's updates.  `set_value` keeps the dtype and ndim fixed."""
+    changed by the function's updates.  `set_value` keeps the dtype and ndim fixed.
+
+    `default_update`, when set to an expression, is the update every function using this
+    variable applies unless it is given an explicit one (how a random state advances)."""
 
     def __init__(self, type: TensorType, value: np.ndarray, name=None):
         super().__init__(type, name=name)
         self._value = value
+        self.default_update: Variable | None = None
 
     def get_value(self, borrow=False):
         return self._value if borrow else self._value.copy()
