@@ -243,3 +243,18 @@ def test_debugprint_nested_inner_graphs_and_multiple_outputs():
     text = debugprint([a, b], file="str", print_type=False, ids=False)
     assert text.count("inner graph:") == 4 and text.count("*0 h") == 2
     assert text.splitlines()[11] == "Loop.1"
+
+
+def test_rewritten_false_shows_the_traced_graph():
+    x = ts.dvector("x")
+    f = ts.function([x], ts.log(1 + x))
+    assert "log1p" in ts.debugprint(f, file="str")
+    traced = ts.debugprint(f, file="str", rewritten=False)
+    assert "log1p" not in traced and "Elemwise{log}" in traced and "Elemwise{add}" in traced
+
+    @ts.compile
+    def g(x: ts.dvector):
+        return ts.log(1 + x)
+
+    assert ts.debugprint(g, file="str", rewritten=False) == traced
+    assert "log1p" in ts.printing.to_dot(g) and "log1p" not in ts.printing.to_dot(g, rewritten=False)

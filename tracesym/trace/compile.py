@@ -202,6 +202,11 @@ class CompiledFunction:
         return self._function().graph
 
     @property
+    def unoptimized_graph(self):
+        """The graph of the last call's compiled function as traced, before any rewrite."""
+        return self._function().unoptimized_graph
+
+    @property
     def inputs(self):
         return self._function().inputs
 

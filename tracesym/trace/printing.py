@@ -33,27 +33,29 @@ def _id_name(n: int) -> str:
     return s
 
 
-def _graph_of(obj):
-    """The Graph behind a compiled function (`ts.function` or `@ts.compile`), else None."""
+def _graph_of(obj, rewritten=True):
+    """The Graph behind a compiled function (`ts.function` or `@ts.compile`): the rewritten
+    one, or with `rewritten=False` the graph as traced; else None."""
     if isinstance(obj, Graph):
         return obj
-    graph = getattr(obj, "graph", None)  # Function, and CompiledFunction (its last trace)
+    # Function, and CompiledFunction (its last trace)
+    graph = getattr(obj, "graph" if rewritten else "unoptimized_graph", None)
     return graph if isinstance(graph, Graph) else None
 
 
-def _roots(obj) -> list[tuple[str, Variable]]:
+def _roots(obj, rewritten=True) -> list[tuple[str, Variable]]:
     """(heading, variable) for every tree to print."""
     if isinstance(obj, Variable):
         return [("", obj)]
     if isinstance(obj, Apply):
         return [("", o) for o in obj.outputs]
-    graph = _graph_of(obj)
+    graph = _graph_of(obj, rewritten)
     if graph is not None:
         n = graph.n_outputs
         return ([("", o) for o in graph.outputs[:n]]
                 + [(f"Update {t.label()} <- ", o) for t, o in zip(graph.update_targets, graph.outputs[n:])])
     if isinstance(obj, (list, tuple)):
-        return [r for item in obj for r in _roots(item)]
+        return [r for item in obj for r in _roots(item, rewritten)]
     raise TypeError(f"debugprint: expected a variable, a list of them, a compiled function or a "
                     f"Graph, got {type(obj).__name__}")
 
@@ -123,7 +125,7 @@ class _TreePrinter:
                               rest + ("    " if last else " │  ")))
 
 
-def debugprint(obj, file=None, print_type=True, ids=True):
+def debugprint(obj, file=None, print_type=True, ids=True, rewritten=True):
     """Print the graph of `obj` (a variable, a list of them, a compiled function, or a Graph)
     as an indented tree, one line per node: the Op (or a leaf: an input by name, a constant by
     value, a shared variable by name), an id, the type (`float32[?,10]`) and the name.
@@ -133,11 +135,12 @@ def debugprint(obj, file=None, print_type=True, ids=True):
     printed in full.  A node whose Op has an inner graph is followed by `inner graph:` and that
     graph's outputs, indented, its inputs marked by position (`*0 x_t`).  `file=None` prints
     to stdout; `file="str"` returns the text instead; any other `file` is written to and
-    returned.
+    returned.  `rewritten=False` prints a compiled function's graph as traced, before any
+    rewrite.
     """
     printer = _TreePrinter(print_type, ids)
     lines: list[str] = []
-    for heading, var in _roots(obj):
+    for heading, var in _roots(obj, rewritten):
         printer.tree(var, heading, lines)
     text = "\n".join(lines) + "\n"
     if isinstance(file, str):
@@ -303,31 +306,32 @@ class _DotWriter:
             lines.append(f"{indent}{me} -> {first} [lhead=cluster_{me}, style=dotted, arrowhead=none];")
 
 
-def _dot_roots(obj):
+def _dot_roots(obj, rewritten=True):
     """(inputs, [(role, output)], [(shared, update value)], graph name) of what to draw."""
-    graph = _graph_of(obj)
+    graph = _graph_of(obj, rewritten)
     if graph is not None:
         n = graph.n_outputs
         roles = [(f"output {k}", o) for k, o in enumerate(graph.outputs[:n])]
         roles += [(f"update {t.label()}", o) for t, o in zip(graph.update_targets, graph.outputs[n:])]
         name = getattr(obj, "name", None) or graph.graph.get("name") or "tracesym"
         return graph.inputs, roles, list(zip(graph.update_targets, graph.outputs[n:])), name
-    roots = [v for _, v in _roots(obj)]
+    roots = [v for _, v in _roots(obj, rewritten)]
     return [], [(f"output {k}", o) for k, o in enumerate(roots)], [], "tracesym"
 
 
-def to_dot(obj, path=None, hide_unnamed=False) -> str:
+def to_dot(obj, path=None, hide_unnamed=False, rewritten=True) -> str:
     """The graph of `obj` (a variable, a list of them, a compiled function or a Graph) as
     Graphviz DOT text, as Theano's pydotprint drew it: variables are boxes (inputs green,
     shared variables yellow, constants grey and dashed, outputs blue), Apply nodes ellipses
     labelled with their Op, edges numbered by input position where an Op has several.
     `hide_unnamed=True` leaves out unnamed intermediate variables; the edge between the two
     Apply nodes then carries the variable's type.  An Op with an inner graph has it drawn
-    beside it as a dashed cluster.
+    beside it as a dashed cluster.  `rewritten=False` draws a compiled function's graph as
+    traced.
 
     `path`: also write the result there, rendered by Graphviz's `dot` program when the name
     ends in .svg, .png or .pdf, else as DOT text."""
-    inputs, roles, updates, name = _dot_roots(obj)
+    inputs, roles, updates, name = _dot_roots(obj, rewritten)
     w = _DotWriter(hide_unnamed)
     for role, v in roles:
         w.roles.setdefault(id(v), role)
