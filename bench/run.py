@@ -4,8 +4,10 @@
     python bench/run.py --quick         # fewer rounds (about ten seconds without peers)
     python bench/run.py w3 --quick      # just some of them
 
-Peers (PyTensor, JAX, PyTorch) are compared when they are importable in the same environment;
-none of them is a dependency of tracesym.  Exits non-zero when a workload fails or a system
+W1, W2 and W3 time tracesym with both linkers ("numpy", the default, and "c") side by side in
+one process; W7 runs once per linker (`TRACESYM_FLAGS=linker=...`), each run with its own
+numpy reference.  Peers (PyTensor, JAX, PyTorch) are compared when they are importable in the
+same environment; none of them is a dependency of tracesym.  Exits non-zero when a workload fails or a system
 computes a different result from numpy's: the timings would not mean anything then.
 """
 
@@ -16,7 +18,17 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = {"w2": "w2_overhead.py", "w3": "w3_logreg.py", "w7": "w7_biggraph.py"}
+WORKLOADS = {"w1": "w1_elemwise.py", "w2": "w2_overhead.py", "w3": "w3_logreg.py",
+             "w7": "w7_biggraph.py"}
+#: workloads whose script takes the linker from the configuration: run once per linker
+PER_LINKER = {"w7": ("numpy", "c")}
+
+
+def with_linker(linker: str) -> dict:
+    """The environment with `linker=` set in TRACESYM_FLAGS (other flags kept)."""
+    flags = [f for f in os.environ.get("TRACESYM_FLAGS", "").split(",")
+             if f and not f.startswith("linker=")]
+    return dict(os.environ, TRACESYM_FLAGS=",".join(flags + [f"linker={linker}"]))
 
 
 def main():
@@ -35,13 +47,15 @@ def main():
         cmd = [sys.executable, os.path.join(HERE, WORKLOADS[name])]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--no-compile-times"] if args.no_compile_times and name in ("w3", "w7") else []
-        print(f"\n#### {name}: {' '.join(os.path.basename(c) for c in cmd[1:])}", flush=True)
-        t0 = time.perf_counter()
-        rc = subprocess.call(cmd)
-        print(f"#### {name}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
-        if rc:
-            failed.append(name)
+        for linker in PER_LINKER.get(name, (None,)):
+            label = name if linker is None else f"{name} linker={linker}"
+            print(f"\n#### {label}: {' '.join(os.path.basename(c) for c in cmd[1:])}", flush=True)
+            t0 = time.perf_counter()
+            rc = subprocess.call(cmd, env=None if linker is None else with_linker(linker))
+            print(f"#### {label}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+            if rc:
+                failed.append(label)
     return 1 if failed else 0
 
 

@@ -5,7 +5,8 @@ The fusion rewrite makes this one node, which the C backend runs as one loop (on
 x and y, one write of out); the numpy backend evaluates the same fused program step by step
 with numpy, and numpy itself evaluates the expression eagerly.  The streaming floor is
 np.add(x, y, out=z) on the same arrays: 2 reads + 1 write, the least any system can move.
-Also W2 (call overhead) with the C backend next to the numpy backend.
+The C loop runs on OpenMP's threads from `cgen.PARALLEL_MIN` elements on (OMP_NUM_THREADS
+sets how many); numpy and the numpy backend run on one.
 
 Run: python bench/w1_elemwise.py [--quick]
 """
@@ -55,22 +56,6 @@ def run_w1(n, dtype, quick, failures):
     return stats
 
 
-def run_w2(quick, failures):
-    x = np.linspace(-1.0, 1.0, 10)
-    xs = ts.dvector("x")
-    expr = ((xs * 2 + 1) ** 2).sum()
-    fc = ts.function([xs], expr, mode=ts.Mode(linker="c"))
-    fn = ts.function([xs], expr, mode=ts.Mode(linker="numpy"))
-    ref = float(((x * 2 + 1) ** 2).sum())
-    systems = {"numpy": lambda: ((x * 2 + 1) ** 2).sum(), "tracesym c": lambda: fc(x),
-               "tracesym numpy": lambda: fn(x)}
-    for name in ("tracesym c", "tracesym numpy"):
-        if not H.check(f"W2 {name}", float(systems[name]()), ref, 1e-14, failures):
-            del systems[name]
-    stats = H.bench(systems, rounds=5 if quick else 15, inner=1000, settle=0.05, rewarm=0.02)
-    H.report("W2 time per call, ((x*2 + 1)**2).sum() on 10 float64", stats)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds, n = 10**6 for the big case")
@@ -81,7 +66,6 @@ def main():
     for n in (big, 10**4):
         for dtype in ("float64", "float32"):
             run_w1(n, dtype, args.quick, failures)
-    run_w2(args.quick, failures)
     return 1 if failures else 0
 
 

@@ -3,8 +3,9 @@
 The work is a few nanoseconds, so the time per call is the price of calling a compiled function
 at all: argument checks, dispatch, running five tiny kernels, returning.  Compared with numpy
 evaluating the expression eagerly and, when they are installed, PyTensor, JAX and PyTorch, each
-given its native input prepared once.  tracesym is timed both through `ts.function` and through
-`@ts.compile` (which adds its trace-signature lookup).
+given its native input prepared once.  tracesym is timed with both linkers ("numpy", the
+default, and "c"), through `ts.function` and through `@ts.compile` (which adds its
+trace-signature lookup); every call validates its argument's dtype and ndim.
 
 Run: python bench/w2_overhead.py [--quick]
 """
@@ -31,19 +32,21 @@ def systems_under_test(x, skipped, quick):
     compile_s = {}
     systems = {"python no-op call (floor)": lambda: None, "numpy": lambda: expr(x)}
 
-    t0 = time.perf_counter()
-    xs = ts.dvector("x")
-    f = ts.function([xs], expr(xs))
-    f(x)
-    compile_s["tracesym function"] = time.perf_counter() - t0
-    systems["tracesym function"] = lambda: f(x)
+    for linker in ("numpy", "c"):
+        mode = ts.Mode(linker=linker)
+        t0 = time.perf_counter()
+        xs = ts.dvector("x")
+        f = ts.function([xs], expr(xs), mode=mode)
+        f(x)
+        compile_s[f"tracesym function {linker}"] = time.perf_counter() - t0
+        systems[f"tracesym function {linker}"] = lambda f=f: f(x)
 
-    @ts.compile
-    def g(a: ts.dvector):
-        return expr(a)
+        @ts.compile(mode=mode)
+        def g(a: ts.dvector):
+            return expr(a)
 
-    g(x)
-    systems["tracesym @compile"] = lambda: g(x)
+        g(x)
+        systems[f"tracesym @compile {linker}"] = lambda g=g: g(x)
 
     pytensor = H.peer("pytensor", skipped)
     if pytensor is not None:

@@ -3,7 +3,7 @@ W (784, 10) and b (10,) float32 zeros; p = softmax(x @ W + b); cost = -mean(log(
 y]); W -= 0.13 * dW; b -= 0.13 * db, the parameters updated in place.
 
 Compared: numpy with hand-written gradients (the reference), tracesym written as in the user's
-view (`@ts.compile`, `ts.grad`, `ts.update`), and PyTensor, JAX and PyTorch when installed.
+view (`@ts.compile`, `ts.grad`, `ts.update`) with the default linker and with linker "c", and PyTensor, JAX and PyTorch when installed.
 Every system's first six costs and its parameters after them are checked against numpy before
 anything is timed.  Then the time per step, and the compile time of the train function in fresh
 processes: cold (empty compile caches) and warm (the caches the cold run filled).
@@ -61,15 +61,16 @@ class NumpyStep:
 
 
 class TracesymStep:
-    """The user's view of DESIGN.md: shared W and b, and a train function traced from Python."""
+    """The user's view of DESIGN.md: shared W and b, and a train function traced from Python,
+    run by `linker` (None: the configured default)."""
 
-    def __init__(self, x, y):
+    def __init__(self, x, y, linker=None):
         import tracesym as ts
 
         self.W = W = ts.shared(zeros()[0], name="W")
         self.b = b = ts.shared(zeros()[1], name="b")
 
-        @ts.compile
+        @ts.compile(mode=ts.Mode(linker=linker))
         def train(x: ts.fmatrix, y: ts.lvector, lr=LR):
             cost = -ts.log(ts.softmax(x @ W + b))[ts.arange(y.shape[0]), y].mean()
             gW, gb = ts.grad(cost, [W, b])
@@ -162,13 +163,14 @@ class TorchStep:
 SYSTEMS = {  # name -> (library imported, factory); the first is the reference
     "numpy": ("numpy", NumpyStep),
     "tracesym": ("tracesym", TracesymStep),
+    "tracesym c": ("tracesym", lambda x, y: TracesymStep(x, y, linker="c")),
     "pytensor (default mode)": ("pytensor", PyTensorStep),
     "pytensor C (CVM)": ("pytensor", lambda x, y: PyTensorStep(x, y, mode="CVM")),
     "jax jit": ("jax", JaxStep),
     "torch eager": ("torch", TorchStep),
     "torch.compile": ("torch", lambda x, y: TorchStep(x, y, compiled=True)),
 }
-COMPILE_CHILDREN = ("tracesym", "pytensor (default mode)", "jax jit", "torch.compile")
+COMPILE_CHILDREN = ("tracesym", "tracesym c", "pytensor (default mode)", "jax jit", "torch.compile")
 
 
 def child(system):
@@ -228,7 +230,7 @@ def main():
           + ", ".join(f"{n} {first[n][0]:.2f} s" for n in objs if n != "numpy"))
 
     if not args.no_compile_times:
-        children = ["tracesym"] if args.quick else [n for n in COMPILE_CHILDREN if n in objs]
+        children = ["tracesym", "tracesym c"] if args.quick else [n for n in COMPILE_CHILDREN if n in objs]
         results = {n: H.cold_warm(os.path.abspath(__file__), n) for n in children}
         if results:
             H.report_compile("W3 compile time of the train function", results)

@@ -249,6 +249,18 @@ int k0_add_contig(int64_t n, char *a0, char *a1, char *o0)
   const double *restrict p0 = (const double *)a0;
   const double s1 = *(const double *)(a1);
   double *restrict q0 = (double *)o0;
+#ifdef _OPENMP
+  if (n >= 65536) {
+    #pragma omp parallel for simd schedule(static) reduction(|:ts_err)
+    for (int64_t i = 0; i < n; i++) {
+      const double v0 = p0[i];
+      const double v1 = s1;
+      const double t0 = (double)(v0 + v1);  /* add */
+      q0[i] = (double)t0;
+    }
+    return ts_err;
+  }
+#endif
   #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
     const double v0 = p0[i];

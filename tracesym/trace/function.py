@@ -206,8 +206,19 @@ class Function:
         self.graph.update_targets = targets
         self._runner = LINKERS[self.mode.linker or cfg.linker](self.graph, cfg)
         self._n_in, self._n_out = len(self.inputs), len(flat)
-        self._no_static = [all(s is None for s in v.type.shape) for v in self.inputs]
-        self._static_update = [any(s is not None for s in t.type.shape) for t in targets]
+        # per input (dtype, ndim) an argument may take unconverted; ndim -1 (never matched)
+        # where static sizes must be checked by `filter`
+        self._fast = [(v.type.np_dtype, -1 if any(s is not None for s in v.type.shape)
+                       else v.ndim) for v in self.inputs]
+        self._static_updates = [(k, t) for k, t in enumerate(targets)
+                                if any(s is not None for s in t.type.shape)]
+        # a linker may list, per graph output, whether it is always a new writeable array
+        # that nothing else returned or kept can alias; when all are, no alias check is needed
+        fresh = getattr(self._runner, "fresh", None)
+        self._all_fresh = fresh is not None and all(fresh)
+        self._plain = self._all_fresh and not self.updates  # results are the outputs as they are
+        # a linker may offer a runner that skips re-checking what `__call__` checks
+        self._run = getattr(self._runner, "validated", self._runner)
         self._names = {}
         for i, v in enumerate(self.inputs):
             if v.name:
@@ -262,25 +273,42 @@ class Function:
     def __call__(self, *args, **kwargs):
         if kwargs or len(args) != self._n_in:
             args = self._bind(args, kwargs)
-        vals = []
-        for i, (v, a) in enumerate(zip(self.inputs, args)):
-            if type(a) is np.ndarray and a.dtype.name == v.type.dtype and a.ndim == v.type.ndim \
-                    and self._no_static[i]:
-                vals.append(a)  # fast path: exact dtype and ndim, no static sizes to check
-            else:
-                vals.append(v.type.filter(a, self.allow_input_downcast,
-                                          what=f"argument {i} ({v.label()})"))
-        vals.extend([s._value for s in self.shared])
-        results = self._runner(vals)
+        vals = list(args)
+        for i, (dt, nd) in enumerate(self._fast):
+            a = vals[i]
+            if not (type(a) is np.ndarray and a.ndim == nd and (a.dtype is dt or a.dtype == dt)):
+                vals[i] = self._filter(i, a)
+        if self.shared:
+            vals += [s._value for s in self.shared]
+        results = self._run(vals)
+        if self._plain:
+            return self._rebuild(results)
+        news = results[self._n_out:]
+        for k, target in self._static_updates:
+            new = news[k]
+            if any(s is not None and s != d for s, d in zip(target.type.shape, new.shape)):
+                raise UpdateError(f"the update of {target.label()} produced shape {new.shape}, "
+                                  f"but it has static shape {target.type.short()}; no update "
+                                  "was applied")
+        if self._all_fresh:
+            outs = results[:self._n_out]
+        else:
+            outs, news = self._unalias(vals, results)
+        for (target, _), new in zip(self.updates, news):
+            target._value = new
+        return self._rebuild(outs)
+
+    def _filter(self, i, a):
+        v = self.inputs[i]
+        return v.type.filter(a, self.allow_input_downcast, what=f"argument {i} ({v.label()})")
+
+    def _unalias(self, vals, results):
+        """(outputs, update values) with copies where one may alias an argument, a shared
+        variable's storage, another result, or is read-only."""
         outs, news = list(results[:self._n_out]), list(results[self._n_out:])
         pool, pool_ids = list(vals), set(map(id, vals))
         pool_views = [v for v in vals if v.base is not None]
         for k, ((target, _), new) in enumerate(zip(self.updates, news)):
-            if self._static_update[k] and any(s is not None and s != d
-                                              for s, d in zip(target.type.shape, new.shape)):
-                raise UpdateError(f"the update of {target.label()} produced shape {new.shape}, "
-                                  f"but it has static shape {target.type.short()}; no update "
-                                  "was applied")
             if new is not target._value and (not new.flags.writeable or
                                               _aliases(new, pool, pool_ids, pool_views)):
                 news[k] = new = new.copy()
@@ -289,9 +317,7 @@ class Function:
             if not o.flags.writeable or _aliases(o, pool, pool_ids, pool_views):
                 outs[k] = o = o.copy()
             _add(pool, pool_ids, pool_views, o)
-        for (target, _), new in zip(self.updates, news):
-            target._value = new
-        return self._rebuild(outs)
+        return outs, news
 
     def __repr__(self):
         ins = ", ".join(f"{v.label()}: {v.type.short()}" for v in self.inputs)

@@ -6,7 +6,8 @@ sha256 of the source, its declarations, the compiler (path, version), the flags,
 (the flags include -march=native) and the Python and cffi versions; the module is named
 after the key, so one process can load many.  The flags keep numpy's numbers: no
 -ffast-math, no FMA contraction, wrapping signed integers; where glibc's libmvec exists,
-contiguous loops call its SIMD math functions (`cgen.VECTOR_MATH`).
+contiguous loops call its SIMD math functions (`cgen.VECTOR_MATH`); where the compiler
+builds OpenMP code, big contiguous loops run on several threads (`cgen.PARALLEL_MIN`).
 
 An entry is a directory `<compiledir>/<module>/` holding the source, the shared object and a
 checksum of the shared object, written last.  It is built in a private temporary directory
@@ -41,6 +42,8 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fwrap
          "-std=gnu11", "-fPIC", "-shared", "-g0", "-w")
 #: with glibc's vector math library: SIMD exp, tanh, ... in contiguous loops
 MVEC_FLAGS = ("-DTS_LIBMVEC", "-fopenmp-simd")
+#: where the compiler builds and links OpenMP code: threaded contiguous loops
+OPENMP_FLAGS = ("-fopenmp",)
 _loaded: dict[str, object] = {}  # module name -> loaded module, for this process
 
 
@@ -84,13 +87,32 @@ def compiler() -> tuple[str, str] | None:
 
 @functools.lru_cache(maxsize=None)
 def flags() -> tuple:
-    """The compiler flags, with `MVEC_FLAGS` where the compiler finds libmvec."""
+    """The compiler flags, with `MVEC_FLAGS` where the compiler finds libmvec and
+    `OPENMP_FLAGS` where it builds a shared object using OpenMP."""
     cc = compiler()
     if cc is None:
         return FLAGS
     out = subprocess.run([cc[0], "-print-file-name=libmvec.so"], capture_output=True,
                          text=True).stdout.strip()
-    return FLAGS + MVEC_FLAGS if os.path.isabs(out) and os.path.exists(out) else FLAGS
+    mvec = MVEC_FLAGS if os.path.isabs(out) and os.path.exists(out) else ()
+    return FLAGS + mvec + (OPENMP_FLAGS if _builds_openmp(cc[0]) else ())
+
+
+def _builds_openmp(cc: str) -> bool:
+    """Whether `cc` compiles and links a shared object with an OpenMP parallel loop."""
+    src = ("#include <omp.h>\nint f(double *x, int n) {\n  #pragma omp parallel for "
+           "schedule(static)\n  for (int i = 0; i < n; i++) x[i] += 1;\n"
+           "  return omp_get_max_threads();\n}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        c_file = os.path.join(tmp, "probe.c")
+        with open(c_file, "w") as f:
+            f.write(src)
+        try:
+            res = subprocess.run([cc, *FLAGS, *OPENMP_FLAGS, c_file, "-o",
+                                  os.path.join(tmp, "probe.so")], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return res.returncode == 0
 
 
 def libs() -> tuple:

@@ -2,7 +2,8 @@
 
 `render_elemwise(name, program, scalars, ndim)` turns a scalar `Program` (ops/composite.py)
 into two C functions: `<name>_contig`, one flat `restrict` loop for operands that are
-C-contiguous and all of the output's shape, and `<name>_strided`, a general n-d loop over
+C-contiguous and all of the output's shape (split over OpenMP threads from `PARALLEL_MIN`
+elements on), and `<name>_strided`, a general n-d loop over
 byte strides (broadcast dims have stride 0, negative strides work).  Inputs listed in
 `scalars` have a static shape of all ones: they are loaded once, outside the loop.
 
@@ -40,6 +41,10 @@ CTYPES = {
 _SIGNED = ("int8", "int16", "int32", "int64")
 _UNSIGNED = ("uint8", "uint16", "uint32", "uint64")
 _FLOATS = ("float32", "float64")
+
+#: contiguous loops of at least this many elements run on OpenMP's threads (OMP_NUM_THREADS)
+#: where the compiler supports OpenMP; below it, starting threads costs more than it saves
+PARALLEL_MIN = 1 << 16
 
 STATUS = {1: (ValueError, "Integers to negative integer powers are not allowed."),
           2: (ValueError, "zero-size array to reduction operation {kind} which has no identity")}
@@ -293,16 +298,20 @@ def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[
             c.append(f"  const {sto} *restrict p{i} = (const {sto} *)a{i};")
     for k, dt in enumerate(out_dts):
         c.append(f"  {CTYPES[dt][1]} *restrict q{k} = ({CTYPES[dt][1]} *)o{k};")
-    c.append("  #pragma omp simd")
-    c.append("  for (int64_t i = 0; i < n; i++) {")
 
     def load_c(i):
         if i in scalars:
             return f"s{i}"
         return f"(p{i}[i] != 0)" if program.in_dtypes[i] == "bool" else f"p{i}[i]"
 
-    c += ["    " + s for s in loop_body(load_c, lambda k, v: f"q{k}[i] = {v};")]
-    c += ["  }", "  return ts_err;", "}"]
+    body = ["    " + s for s in loop_body(load_c, lambda k, v: f"q{k}[i] = {v};")]
+    c += ["#ifdef _OPENMP", f"  if (n >= {PARALLEL_MIN}) {{",
+          "    #pragma omp parallel for simd schedule(static) reduction(|:ts_err)",
+          "    for (int64_t i = 0; i < n; i++) {"]
+    c += ["  " + s for s in body]
+    c += ["    }", "    return ts_err;", "  }", "#endif",
+          "  #pragma omp simd", "  for (int64_t i = 0; i < n; i++) {"]
+    c += body + ["  }", "  return ts_err;", "}"]
 
     # strided: n-d counter over the outer dims, inner loop over the last
     nd = max(ndim, 1)

@@ -13,10 +13,16 @@ aliases it, so its buffer is kept and reused by the next call when the shape rep
 Private buffers make a compiled function non-reentrant: do not call one function from two
 threads at once.
 
-Before a kernel runs, its inputs are checked against what the C code assumes (dtype, ndim);
-the contiguous loop runs only when every array operand is C-contiguous with the output's
+The schedule runs as generated straight-line Python (`_schedule_source`): a call costs one
+Python call per node and no interpretation of the schedule.
+
+Before a kernel runs, its inputs are checked against what the C code assumes (dtype, ndim),
+except where that is known at link time: constants, outputs of C kernels, and, in
+`runner.validated` (what a Function calls, having checked its arguments), the graph inputs.
+The contiguous loop runs only when every array operand is C-contiguous with the output's
 shape, the strided loop otherwise.  `runner.fallbacks` lists the nodes that run in numpy
-because the C backend has no kernel for them, with the reason.
+because the C backend has no kernel for them, with the reason; `runner.fresh` says which
+outputs are always new arrays no other output or input aliases.
 """
 
 from __future__ import annotations
@@ -110,16 +116,18 @@ def kernel_steps(nodes, compiledir) -> list:
     all compiled in one module; else its numpy `perform`.  For tests and tools."""
     kinds, _ = _plan(nodes)
     names, lib, ffi = _compile(nodes, kinds, compiledir)
-    return [_step(k, node, kinds, names, lib, ffi, [False] * len(node.outputs))
+    return [_step(k, node, kinds, names, lib, ffi, [False] * len(node.outputs), False)
             for k, node in enumerate(nodes)]
 
 
-def _step(k, node, kinds, names, lib, ffi, private):
+def _step(k, node, kinds, names, lib, ffi, private, trusted):
+    """`trusted`: every input is known to have the dtype and ndim of its variable's type,
+    so the kernel need not check them on each call."""
     kind, key = kinds.get(k, ("perform", None))
     if kind == "elemwise":
-        return _elemwise_step(node, lib, ffi, names[key], *key, private)
+        return _elemwise_step(node, lib, ffi, names[key], *key, private, trusted)
     if kind == "reduce":
-        return _reduce_step(node, lib, ffi, names[key], *key[1:3], private[0])
+        return _reduce_step(node, lib, ffi, names[key], *key[1:3], private[0], trusted)
     if kind == "matmul":
         return _matmul_step(node, private[0])
     return _perform_step(node)
@@ -147,6 +155,13 @@ def link_c(graph, config):
 
     in_slots = [slot_of(v) for v in graph.inputs]
     out_slots = [slot_of(v) for v in graph.outputs]
+
+    def ins_of(node):
+        return [slot_of(v) for v in node.inputs]
+
+    def outs_of(node):
+        return [slot_of(v) for v in node.outputs]
+
     fresh = {}  # slot -> producing node index, for kernels that always allocate
     for k, node in enumerate(nodes):
         if k in kinds and not getattr(node.op, "destroy_map", None):
@@ -155,7 +170,7 @@ def link_c(graph, config):
     private = set(fresh) - set(out_slots)
     last_read: dict[int, int] = {}
     for k, node in enumerate(nodes):
-        ins = [slot_of(v) for v in node.inputs]
+        ins = ins_of(node)
         aliased = {i for lst in getattr(node.op, "destroy_map", {}).values() for i in lst}
         aliased |= {i for lst in getattr(node.op, "view_map", {}).values() for i in lst}
         for pos, i in enumerate(ins):
@@ -170,32 +185,63 @@ def link_c(graph, config):
         if i not in keep:
             frees[k].append(i)
 
-    program = []
-    for k, node in enumerate(nodes):
-        ins = [slot_of(v) for v in node.inputs]
-        outs = [slot_of(v) for v in node.outputs]
-        fn = _step(k, node, kinds, names, lib, ffi, [o in private for o in outs])
-        program.append((fn, node, ins, outs, tuple(frees[k])))
+    # slots whose values have their variable's dtype and ndim: constants are typed arrays,
+    # C kernels and matmul allocate their outputs so
+    consts = [i for i, c in enumerate(init) if c is not None]
+    typed = set(consts) | {slot_of(v) for k, node in enumerate(nodes) if k in kinds
+                           for v in node.outputs}
+    code = compile(_schedule_source([(ins_of(n), outs_of(n), frees[k])
+                                     for k, n in enumerate(nodes)], in_slots, out_slots, consts),
+                   f"<tracesym schedule {graph.name or 'graph'}>", "exec")
+    steps = {}  # (node index, trusted) -> step; a step both runners trust is shared
 
-    def run(values):
-        storage = list(init)
-        for i, v in zip(in_slots, values):
-            storage[i] = v
-        for fn, node, ins, outs, dead in program:
-            args = [storage[i] for i in ins]
-            try:
-                res = fn(args)
-            except Exception as e:
-                raise op_error(node, args, e) from e
-            for i, r in zip(outs, res):
-                storage[i] = r
-            for i in dead:
-                storage[i] = None
-        return [storage[i] for i in out_slots]
+    def runner(known):
+        """The schedule's `run`, its steps trusting the slots in `known` to be typed."""
+        scope = {f"c{i}": init[i] for i in consts}
+        scope["fail"] = lambda k, args, e: op_error(nodes[k], args, e)
+        for k, node in enumerate(nodes):
+            key = (k, all(i in known for i in ins_of(node)))
+            if key not in steps:
+                steps[key] = _step(k, node, kinds, names, lib, ffi,
+                                   [o in private for o in outs_of(node)], key[1])
+            scope[f"f{k}"] = steps[key]
+        exec(code, scope)
+        return scope["run"]
 
+    run = runner(typed)
+    # for a caller that passes arrays of exactly the inputs' dtypes and ndims (a Function
+    # checks its arguments; shared values are checked when set)
+    run.validated = runner(typed | set(in_slots))
     run.fallbacks = fallbacks
+    # outputs made by a kernel that always allocates, and returned once, alias nothing
+    run.fresh = [i in fresh and out_slots.count(i) == 1 for i in out_slots]
     run.module = lib
     return run
+
+
+def _schedule_source(program, in_slots, out_slots, consts) -> str:
+    """Python source of `run(values)`: the schedule as straight-line code, one local variable
+    per storage slot (`s<i>`), one line per step calling `f<k>` with the list of its input
+    values, and a slot set to None after its last reader.  No loop, no storage list: the
+    interpreter's own locals are the slots.  An exception in step k becomes `fail(k, args, e)`."""
+    def names(slots):
+        return "".join(f"s{i}, " for i in slots)
+
+    lines = ["def run(values):"]
+    if in_slots:
+        lines.append(f"    {names(in_slots)}= values")
+    lines += [f"    s{i} = c{i}" for i in consts]
+    lines.append("    try:")
+    for k, (ins, outs, dead) in enumerate(program):
+        lines.append(f"        k = {k}; a = [{names(ins)}]")
+        lines.append(f"        {names(outs)}= f{k}(a)")
+        if dead:
+            lines.append(f"        {' = '.join(f's{i}' for i in dead)} = None")
+    if not program:
+        lines.append("        pass")
+    lines += ["    except Exception as e:", "        raise fail(k, a, e) from e",
+              f"    return [{names(out_slots)}]"]
+    return "\n".join(lines) + "\n"
 
 
 # -- steps: callables from the input values to the output values ---------------------------------
@@ -230,7 +276,7 @@ def _out_buffer(cached, j, shape, dt):
     return b
 
 
-def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private):
+def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
     """The kernel loops over the broadcast shape of all inputs.  An output that reads only
     some inputs (in a fused program) has their broadcast shape, possibly smaller: it is
     written through stride 0 along the dims it lacks (the same value, again)."""
@@ -248,18 +294,32 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private):
     fb, cast = ffi.from_buffer, ffi.cast
     perform = _perform_step(node)
 
+    plain = not partial and not destroy  # every output a new array of the loop's shape
+
     def step(args):
-        _check(node, args, dts, nds)
+        if not trusted:
+            _check(node, args, dts, nds)
         shapes = [args[i].shape for i in arrays]
-        if shapes and len(shapes[0]) == nd and all(s == shapes[0] for s in shapes):
-            shape = shapes[0]
-        else:
-            shape = np.broadcast_shapes(*shapes, *(args[i].shape for i in scalars), (1,) * nd)
+        same = bool(shapes) and len(shapes[0]) == nd and shapes.count(shapes[0]) == len(shapes)
+        shape = shapes[0] if same else np.broadcast_shapes(
+            *shapes, *(args[i].shape for i in scalars), (1,) * nd)
+        if plain and same:  # the common case, in short: outputs are contiguous, of `shape`
+            outs = [_out_buffer(cached, j, shape, dt) if private[j] else np.empty(shape, dt)
+                    for j, dt in enumerate(out_dts)]
+            if 0 in shape:
+                return outs
+            if all(args[i].flags.c_contiguous for i in arrays):
+                status = contig(math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
+                if status:
+                    _raise(status)
+                return outs
+            return run_strided(args, outs, shape)
         out_shapes = [shape] * len(out_dts)
         for j, deps in partial:
             out_shapes[j] = np.broadcast_shapes(*(args[i].shape for i in deps))
         if partial and 0 in shape and any(0 not in s for s in out_shapes):
-            return perform(args)  # the loop runs zero times, but an output is not empty
+            # the loop runs zero times, but an output is not empty; copies keep it fresh
+            return [r.copy() for r in perform(args)]
         outs = []
         for j, dt in enumerate(out_dts):
             d = destroy.get(j)
@@ -276,20 +336,30 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private):
         if all(args[i].shape == shape and args[i].flags.c_contiguous for i in arrays) and all(
                 o.shape == shape and o.flags.c_contiguous for o in outs):
             status = contig(math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
-        else:
-            layout = tuple((a.shape, a.strides) for a in args) + tuple(o.strides for o in outs)
-            meta = metas.get(layout)
-            if meta is None:
-                meta = _remember(metas, layout, fb("int64_t[]", _meta(args, arrays, outs, shape, nd)))
-            status = strided(meta,
-                             *[cast("char *", a.ctypes.data) for a in args],
-                             *[cast("char *", o.ctypes.data) for o in outs])
+            if status:
+                _raise(status)
+            return outs
+        return run_strided(args, outs, shape)
+
+    def run_strided(args, outs, shape):
+        layout = tuple((a.shape, a.strides) for a in args) + tuple(o.strides for o in outs)
+        meta = metas.get(layout)
+        if meta is None:
+            meta = _remember(metas, layout, fb("int64_t[]", _meta(args, arrays, outs, shape, nd)))
+        status = strided(meta,
+                         *[cast("char *", a.ctypes.data) for a in args],
+                         *[cast("char *", o.ctypes.data) for o in outs])
         if status:
-            cls, msg = cgen.STATUS[status]
-            raise cls(msg)
+            _raise(status)
         return outs
 
     return step
+
+
+def _raise(status):
+    """The numpy error a kernel's nonzero status stands for."""
+    cls, msg = cgen.STATUS[status]
+    raise cls(msg)
 
 
 def _remember(metas, layout, meta):
@@ -311,7 +381,7 @@ def _meta(args, arrays, outs, shape, nd):
     return np.array(meta, dtype=np.int64)
 
 
-def _reduce_step(node, lib, ffi, name, prog, scalars, private):
+def _reduce_step(node, lib, ffi, name, prog, scalars, private, trusted):
     """The pre-reduction values have the broadcast shape of the inputs; it is permuted so the
     kept dims lead, and each input gets its broadcast byte strides in that order."""
     fn = getattr(lib, name)
@@ -327,26 +397,49 @@ def _reduce_step(node, lib, ffi, name, prog, scalars, private):
     metas = {}
     fb, cast = ffi.from_buffer, ffi.cast
 
+    prefix = keep == list(range(len(keep)))  # kept dims lead: the out shape is a slice
+    one = arrays == [0] and len(dts) == 1  # one array operand: its layout is (shape, strides)
+    last_layout = last_meta = None
+
+    def meta_of(layout, shape):
+        """The int64 metadata: kept and reduced dim counts, the permuted shape, then each
+        array operand's broadcast byte strides in that order; remembered per layout."""
+        nonlocal last_layout, last_meta
+        meta = metas.get(layout)
+        if meta is None:
+            m = [len(keep), len(rop.axis)] + [shape[d] for d in order]
+            for a_shape, a_strides in ((layout,) if one else layout):
+                st = [0] * (nd - len(a_shape)) + [0 if n == 1 else s
+                                                  for n, s in zip(a_shape, a_strides)]
+                m += [st[d] for d in order]
+            meta = _remember(metas, layout, fb("int64_t[]", np.array(m, dtype=np.int64)))
+        last_layout, last_meta = layout, meta
+        return meta
+
     def step(args):
-        _check(node, args, dts, nds)
-        shape = args[0].shape if len(args) == 1 else np.broadcast_shapes(*(a.shape for a in args))
-        kept = tuple(shape[d] for d in keep)
+        if not trusted:
+            _check(node, args, dts, nds)
+        if one:
+            a = args[0]
+            shape = a.shape
+            layout = (shape, a.strides)
+        else:
+            shape = np.broadcast_shapes(*[a.shape for a in args])
+            layout = tuple([(args[i].shape, args[i].strides) for i in arrays])
+        kept = shape[:len(keep)] if prefix else tuple([shape[d] for d in keep])
         out = _out_buffer(cached, 0, kept, out_dt) if private else np.empty(kept, out_dt)
         if out.size:
-            layout = tuple((args[i].shape, args[i].strides) for i in arrays)
-            meta = metas.get(layout)
-            if meta is None:
-                m = [len(keep), len(rop.axis)] + [shape[d] for d in order]
-                for a_shape, a_strides in layout:
-                    st = [0] * (nd - len(a_shape)) + [0 if n == 1 else s
-                                                      for n, s in zip(a_shape, a_strides)]
-                    m += [st[d] for d in order]
-                meta = _remember(metas, layout, fb("int64_t[]", np.array(m, dtype=np.int64)))
-            status = fn(meta, *[fb(a) if a.flags.c_contiguous else cast("char *", a.ctypes.data)
-                                for a in args], fb(out))
+            meta = last_meta if layout == last_layout else meta_of(layout, shape)
+            if one:
+                status = fn(meta, fb(a) if a.flags.c_contiguous else cast("char *", a.ctypes.data),
+                            fb(out))
+            else:
+                status = fn(meta, *[fb(a) if a.flags.c_contiguous else cast("char *", a.ctypes.data)
+                                    for a in args], fb(out))
             if status:
                 cls, msg = cgen.STATUS[status]
-                raise cls(msg.format(kind={"max": "maximum", "min": "minimum"}[rop.kind]))
+                kind = {"max": "maximum", "min": "minimum"}.get(rop.kind, rop.kind)
+                raise cls(msg.format(kind=kind))  # a status of the program or the reduction
         if rop.keepdims:
             return [out.reshape(tuple(1 if d in rop.axis else shape[d] for d in range(nd)))]
         return [out]
