@@ -19,9 +19,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = {"w1": "w1_elemwise.py", "w2": "w2_overhead.py", "w3": "w3_logreg.py",
-             "w7": "w7_biggraph.py"}
+             "w5": "w5_lstm.py", "w7": "w7_biggraph.py"}
 #: workloads whose script takes the linker from the configuration: run once per linker
-PER_LINKER = {"w7": ("numpy", "c")}
+PER_LINKER = {"w5": ("numpy", "c"), "w7": ("numpy", "c")}
 
 
 def with_linker(linker: str) -> dict:
@@ -46,7 +46,7 @@ def main():
     for name in args.workloads or list(WORKLOADS):
         cmd = [sys.executable, os.path.join(HERE, WORKLOADS[name])]
         cmd += ["--quick"] if args.quick else []
-        cmd += ["--no-compile-times"] if args.no_compile_times and name in ("w3", "w7") else []
+        cmd += ["--no-compile-times"] if args.no_compile_times and name in ("w3", "w5", "w7") else []
         for linker in PER_LINKER.get(name, (None,)):
             label = name if linker is None else f"{name} linker={linker}"
             print(f"\n#### {label}: {' '.join(os.path.basename(c) for c in cmd[1:])}", flush=True)
