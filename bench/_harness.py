@@ -22,6 +22,7 @@ process with empty cache directories, warm a fresh process with the caches the c
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -238,3 +239,40 @@ def report_compile(title: str, results: dict):
             if x is not None and "error" in x:
                 print(f"#   {name}: {x['error'][-600:]}")
     sys.stdout.flush()
+
+
+# -- the workload scripts' common parts ------------------------------------------------------
+
+def arg_parser(doc: str, quick_help: str = "fewer rounds") -> argparse.ArgumentParser:
+    """The options every workload script takes."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--no-compile-times", action="store_true", help="skip the child processes")
+    ap.add_argument("--only", help="comma-separated systems to run besides numpy")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    return ap
+
+
+def wanted(systems: dict, only) -> list:
+    """numpy, and the systems `--only` names (all of them without it)."""
+    return [n for n in systems if n == "numpy" or not only or n in only.split(",")]
+
+
+def build_trainers(systems: dict, only, data: tuple, n_steps: int, skipped: dict):
+    """Build each wanted system's trainer (`factory(*data)`, an object with `step()` and
+    `params()`) and run `n_steps` steps: ({name: trainer}, {name: (seconds, costs, params)}).
+    A system whose library is missing or that fails is skipped with its reason."""
+    objs, first = {}, {}
+    for name in wanted(systems, only):
+        lib, factory = systems[name]
+        if lib in PEERS and peer(lib, skipped) is None:
+            continue
+        try:
+            t0 = time.perf_counter()
+            objs[name] = factory(*data)
+            costs = [float(objs[name].step()) for _ in range(n_steps)]
+            first[name] = (time.perf_counter() - t0, costs, objs[name].params())
+        except Exception as e:
+            objs.pop(name, None)
+            skip(name, f"{type(e).__name__}: {e}"[:300], skipped)
+    return objs, first

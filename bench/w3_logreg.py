@@ -13,7 +13,6 @@ Run: python bench/w3_logreg.py [--quick] [--no-compile-times] [--only tracesym,j
 
 import _harness as H  # noqa: I001  (first: environment and allocator)
 
-import argparse
 import os
 import sys
 import time
@@ -185,31 +184,13 @@ def child(system):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="fewer rounds; compile times of tracesym only")
-    ap.add_argument("--no-compile-times", action="store_true", help="skip the child processes")
-    ap.add_argument("--only", help="comma-separated systems to run besides numpy")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = H.arg_parser(__doc__, "fewer rounds; compile times of tracesym only").parse_args()
     if args.child:
         return child(args.child)
 
     x, y = make_data()
-    wanted = [n for n in SYSTEMS if n == "numpy" or not args.only or n in args.only.split(",")]
-    skipped, failures, objs, first = {}, [], {}, {}
-    for name in wanted:
-        lib, factory = SYSTEMS[name]
-        if lib in H.PEERS and H.peer(lib, skipped) is None:
-            continue
-        try:
-            t0 = time.perf_counter()
-            objs[name] = factory(x, y)
-            costs = [float(objs[name].step()) for _ in range(CHECK_STEPS)]
-            first[name] = (time.perf_counter() - t0, costs, objs[name].params())
-        except Exception as e:
-            objs.pop(name, None)
-            H.skip(name, f"{type(e).__name__}: {e}"[:300], skipped)
+    skipped, failures = {}, []
+    objs, first = H.build_trainers(SYSTEMS, args.only, (x, y), CHECK_STEPS, skipped)
     H.env_report()
 
     ref_costs, ref_params = first["numpy"][1], first["numpy"][2]

@@ -14,7 +14,6 @@ Run: python bench/w7_biggraph.py [--quick] [--no-compile-times] [--only "tracesy
 
 import _harness as H  # noqa: I001  (first: environment and allocator)
 
-import argparse
 import os
 import sys
 import time
@@ -179,19 +178,13 @@ def compile_ratios(timings: dict, label: str):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer rounds; compile times of tracesym only")
-    ap.add_argument("--no-compile-times", action="store_true", help="skip the child processes")
-    ap.add_argument("--only", help="comma-separated systems to run besides numpy")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = H.arg_parser(__doc__, "fewer rounds; compile times of tracesym only").parse_args()
     if args.child:
         return child(args.child)
 
     x = make_input()
-    wanted = [n for n in SYSTEMS if n == "numpy" or not args.only or n in args.only.split(",")]
     skipped, failures, fns, timings, ref = {}, [], {}, {}, None
-    for name in wanted:
+    for name in H.wanted(SYSTEMS, args.only):
         lib, build = SYSTEMS[name]
         if lib in H.PEERS and H.peer(lib, skipped) is None:
             continue
