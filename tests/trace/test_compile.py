@@ -428,3 +428,147 @@ def test_zero_size_and_broadcasting_arguments():
 
     assert f(np.zeros((0, 3)), np.zeros(3)).shape == (0, 3)
     np.testing.assert_array_equal(f(np.ones((2, 1)), np.arange(3.0)), np.ones((2, 1)) + np.arange(3.0))
+
+
+# -- the fast path: positional array calls of a traced signature skip binding ---------------
+
+def general_calls(f):
+    """A counter of the calls of `f` that take the general (binding) path."""
+    calls = []
+    bind = f._bind
+
+    def spy(args, kwargs):
+        calls.append(1)
+        return bind(args, kwargs)
+
+    f._bind = spy
+    return calls
+
+
+def test_fast_path_repeats_a_signature_without_binding():
+    body, traces = counting(lambda x, y: (x * 2 + y).sum())
+    f = ts.compile(body)
+    general = general_calls(f)
+    x, y = np.arange(4.0), np.ones(4)
+    assert f(x, y) == pytest.approx((x * 2 + y).sum())
+    for k in range(3):
+        out = f(x + k, y)
+        assert type(out) is np.ndarray and out.ndim == 0
+        assert out == pytest.approx(((x + k) * 2 + y).sum())
+    assert len(general) == 1 and len(traces) == 1
+
+
+def test_fast_path_is_not_taken_by_a_new_dtype_or_ndim():
+    body, traces = counting(lambda x: x * 3)
+    f = ts.compile(body)
+    general = general_calls(f)
+    f(np.ones(3))
+    for a in (np.arange(3, dtype=np.int32), np.ones((2, 2)), np.ones(3, np.float32)):
+        out = f(a)
+        assert out.dtype == a.dtype and out.shape == a.shape
+        np.testing.assert_array_equal(out, a * 3)
+    assert len(general) == 4 and len(traces) == 4
+    np.testing.assert_array_equal(f(np.arange(2, dtype=np.int32)), [0, 3])  # now fast
+    assert len(general) == 4 and f.n_traces == 4
+
+
+def test_keywords_defaults_and_python_scalars_take_the_general_path():
+    body, traces = counting(lambda x, s=2.0: x * s)
+    f = ts.compile(body)
+    general = general_calls(f)
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(f(x, np.array(3.0)), x * 3)
+    np.testing.assert_array_equal(f(x, np.array(4.0)), x * 4)  # fast: the same signature
+    assert len(general) == 1
+    np.testing.assert_array_equal(f(x=x, s=np.array(5.0)), x * 5)  # keywords
+    np.testing.assert_array_equal(f(x), x * 2)  # the default, a static Python float
+    np.testing.assert_array_equal(f(x, 7.0), x * 7)  # a new static value: traced again
+    np.testing.assert_array_equal(f(x, 2.0), x * 2)
+    assert len(general) == 5 and len(traces) == 3
+
+
+def test_annotated_scalar_given_a_python_float():
+    @ts.compile
+    def f(x: ts.dvector, a: ts.dscalar):
+        return x * a
+
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(f(x, np.array(2.0)), x * 2)
+    np.testing.assert_array_equal(f(x, 3.0), x * 3)
+    np.testing.assert_array_equal(f(x, np.array(4.0)), x * 4)
+    assert f.n_traces == 1
+
+
+def test_non_contiguous_big_endian_and_subclassed_arrays_are_right():
+    body, traces = counting(lambda x: (x * 2 + 1) ** 2)
+    f = ts.compile(body)
+    base = np.arange(12.0).reshape(3, 4)
+    f(base)
+    for a in (base[:, ::2], base.T, base.astype(">f8"), base.view(type("Sub", (np.ndarray,), {})),
+              np.asfortranarray(base)):
+        out = f(a)
+        assert type(out) is np.ndarray and out.dtype == np.float64
+        np.testing.assert_array_equal(out, (np.asarray(a, np.float64) * 2 + 1) ** 2)
+    assert len(traces) == 1
+
+
+def test_fast_path_checks_annotated_arguments():
+    @ts.compile
+    def f(x: ts.fvector):
+        return x + 1
+
+    f(np.zeros(2, np.float32))
+    with pytest.raises(InputError, match=r"argument 0 \(x\): expected float32, got float64"):
+        f(np.zeros(2))
+    with pytest.raises(InputError, match=r"argument 0 \(x\): expected 1 dimension"):
+        f(np.zeros((2, 2), np.float32))
+    assert f.n_traces == 1
+
+
+def test_floatx_annotation_is_read_on_every_call():
+    @ts.compile
+    def f(x: ts.vector):
+        return x * 2
+
+    assert f(np.ones(2)).dtype == np.float64
+    with ts.config.change(floatX="float32"):
+        out = f(np.ones(2, np.float32))
+        with pytest.raises(InputError, match=r"expected float32, got float64"):
+            f(np.ones(2))  # the float64 trace is not for this configuration
+    assert out.dtype == np.float32 and f.n_traces == 2
+    assert f.inputs[0].type == ts.fvector
+
+
+def test_eager_and_updates_after_the_fast_path_is_ready():
+    counter = ts.shared(np.zeros((), np.float64), name="counter")
+
+    def step(x):
+        ts.update(counter, counter + x.sum())
+        return x * 2
+
+    body, traces = counting(step)
+    f = ts.compile(body)
+    x = np.ones(3)
+    f(x)
+    f(x)
+    assert counter.get_value() == 6.0 and len(traces) == 1
+    with ts.eager():
+        np.testing.assert_array_equal(f(x), x * 2)
+    assert len(traces) == 2 and counter.get_value() == 9.0  # ran op by op, update applied
+    f(x)
+    assert len(traces) == 2 and counter.get_value() == 12.0
+
+
+def test_array_call_inside_another_trace():
+    @ts.compile
+    def inner(a):
+        return a + 1
+
+    c = np.array([1.0, 2.0])
+    inner(c)
+
+    @ts.compile
+    def outer(x):
+        return x * inner(c)
+
+    np.testing.assert_array_equal(outer(np.ones(2)), c + 1)

@@ -4,6 +4,8 @@ Arguments annotated with a tensor type (`x: ts.fmatrix`) become placeholders of 
 Unannotated numpy arrays (and lists, which numpy would make arrays of) are typed from the
 call: the function is traced once per (dtype, ndim) signature and cached.  Python scalars,
 tuples and other objects are static: baked into the trace, and a new value traces again.
+A positional call with numpy arrays matching a traced signature skips argument binding and
+the key computation (`_fast`); anything else takes the general path.
 `ts.update(shared, expr)` inside the function records an update.  Under `ts.eager()` (or
 `eager=True`) the function runs op by op on the real values.  Called with symbolic arguments
 (from inside another traced function) it is traced inline, like any Python function.
@@ -17,7 +19,7 @@ import inspect
 import numpy as np
 
 from ..errors import InputError, UpdateError
-from .context import TraceFrame, current_frame, eager_enabled, test_value, tracing
+from .context import TraceFrame, _state, current_frame, eager_enabled, test_value, tracing
 from .function import Function, check_update_target, update_expression
 from .graph import SharedVariable, Variable, as_variable
 from .types import TensorType
@@ -76,6 +78,24 @@ class CompiledFunction:
         self._annotations = _annotations(fn)
         self._cache: dict = {}
         self._last: Function | None = None
+        # fast path: (dtypes, ndims, Function, rebuild) per traced all-array signature; per
+        # parameter the native dtype and ndim an unannotated one needs, or dtype None for one
+        # annotated with a TensorType (any array: the Function converts and checks it)
+        self._fast: list = []
+        self._n_fast = self._fast_arity()
+
+    def _fast_arity(self) -> int:
+        """How many positional arguments a fast-path call has, or -1 when none can take it:
+        an eager function, a keyword-only parameter, or an annotation read at call time
+        (`ts.matrix`, whose type follows `config.floatX`)."""
+        params = self.signature.parameters.values()
+        if self.eager or any(p.kind is p.KEYWORD_ONLY for p in params):
+            return -1
+        for p in params:
+            ann = self._annotations.get(p.name)
+            if _annotation_type(ann) is not None and not isinstance(ann, TensorType):
+                return -1
+        return len(params)
 
     def __get__(self, obj, objtype=None):
         """On a method: the instance is a static argument."""
@@ -135,6 +155,8 @@ class CompiledFunction:
     def _compile(self, bound, dynamic):
         placeholders, result, frame = self._trace(bound, dynamic, eager=False)
         flat, rebuild = _flatten(result)
+        if result is not None and not isinstance(result, (dict, tuple, list)):
+            flat, rebuild = flat[0], None  # one output: the Function returns it as it is
         f = Function(placeholders, flat, updates=frame.updates, mode=self.mode, name=self.name,
                      **self.function_kwargs)
         return f, rebuild
@@ -148,13 +170,40 @@ class CompiledFunction:
         return entry, dynamic
 
     def __call__(self, *args, **kwargs):
+        # outside any trace and `ts.eager()` (read inline: this path is the per-call cost)
+        if not kwargs and len(args) == self._n_fast and not (_state.eager_depth or _state.frames):
+            for dtypes, ndims, f, rebuild in self._fast:
+                i = 0
+                for a in args:
+                    if type(a) is not np.ndarray:
+                        break
+                    dt = dtypes[i]
+                    if dt is not None and (a.ndim != ndims[i] or (a.dtype is not dt and a.dtype != dt)):
+                        break
+                    i += 1
+                else:
+                    self._last = f
+                    out = f(*args)
+                    return out if rebuild is None else rebuild(out)
         bound = self._bind(args, kwargs)
         if self._symbolic_call(bound):
             return self.fn(*bound.args, **bound.kwargs)
         if self.eager or eager_enabled():
             return self._run_eager(bound)
         (f, rebuild), dynamic = self._entry(bound)
-        return rebuild(f(*[v for _, _, v in dynamic]))
+        if not kwargs and len(args) == self._n_fast and all(type(a) is np.ndarray for a in args):
+            self._add_fast(dynamic, f, rebuild)
+        out = f(*[v for _, _, v in dynamic])
+        return out if rebuild is None else rebuild(out)
+
+    def _add_fast(self, dynamic, f, rebuild):
+        """Let later calls with arrays of this signature skip binding and the key."""
+        if any(spec[2] is f for spec in self._fast):
+            return
+        dtypes = tuple(None if isinstance(self._annotations.get(name), TensorType) else t.np_dtype
+                       for name, t, _ in dynamic)
+        ndims = tuple(t.ndim for _, t, _ in dynamic)
+        self._fast.append((dtypes, ndims, f, rebuild))
 
     @staticmethod
     def _symbolic_call(bound) -> bool:
