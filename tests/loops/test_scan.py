@@ -273,3 +273,31 @@ def test_ts_update_inside_a_compiled_step():
     assert steps.get_value() == 3
     run_rnn(np.ones(2))
     assert steps.get_value() == 5
+
+
+
+def test_c_linked_loop_trusts_only_typed_values(rng):
+    """A C-linked step skips re-checking its inputs when the loop's values are arrays of
+    exactly their types (0-d rows, taps and a one-row ring included); a value of another
+    dtype goes through the checks instead of being read as the wrong bytes."""
+    C = ts.Mode(linker="c")
+    x, f0 = ts.dvector("x"), ts.dvector("f0")
+    fib, _ = ts.scan(lambda a, h2, h1: h1 + h2 * a, sequences=x,
+                     outputs_info=dict(initial=f0, taps=[-2, -1]))
+    last, _ = ts.reduce(lambda a, acc: acc * 0.5 + a, x, ts.constant(0.0))
+    xv, f0v = rng.normal(size=6), np.array([1.0, 2.0])
+    f = ts.function([x, f0], [fib, last], mode=C)
+    want_fib, want_last = list(f0v), 0.0
+    for a in xv:
+        want_fib.append(want_fib[-1] + want_fib[-2] * a)
+        want_last = want_last * 0.5 + a
+    got_fib, got_last = f(xv, f0v)
+    np.testing.assert_allclose(got_fib, want_fib[2:])
+    np.testing.assert_allclose(got_last, want_last)
+    (node,) = [n for n in f.graph.toposort() if isinstance(n.op, ts.loops.Scan)]
+    assert node.op._run_trusted is not None
+    g = ts.function([x], last, mode=C)
+    (node,) = [n for n in g.graph.toposort() if isinstance(n.op, ts.loops.Scan)]
+    assert len(node.inputs) == 3  # n_steps, x, the initial state
+    with pytest.raises(Exception, match="float32"):
+        node.op.perform(node, [np.int64(6), xv.astype("float32"), np.zeros(1)])

@@ -3,13 +3,16 @@
 The rules run in the outer graph's phases like any other; each builds a new Scan and replaces
 every output of the old one, so the old node is pruned.  In `canonicalize`: hoist loop-invariant
 work, hoist work on the sequences alone (one batched Op before the loop), push a weight
-gradient accumulated over the steps out as one product, drop outputs nobody reads; in
-`specialize`: keep only the last state where only it is read.  After the outer graph is rewritten,
-each Scan's inner graph is rewritten with the same mode (nested scans too) and told which
-linker lowers it (`compile_scans`, one of `function`'s lowering hooks).
+gradient accumulated over the steps out as one product, drop outputs nobody reads, merge
+independent scans over the same steps; in `specialize`: keep only the last state where only it
+is read.  After the outer graph is rewritten, each Scan's inner graph is rewritten with the same
+mode (nested scans too) and told which linker lowers it (`compile_scans`, one of `function`'s
+lowering hooks).
 """
 
 from __future__ import annotations
+
+import networkx as nx
 
 from ..rewrite.engine import node_rewriter
 from ..rewrite.mode import get_mode, rewrite_graph
@@ -320,6 +323,67 @@ def scan_keep_last(graph, node):
     return None
 
 
+# -- scans over the same steps ----------------------------------------------------------------
+
+def _merge_partner(graph, node):
+    """Another Scan over the same `n_steps` variable, with the same truncate_gradient and
+    linker, that neither reads nor is read by `node`'s outputs (directly or not)."""
+    op = node.op
+    for other, i in graph.clients(node.inputs[0]):
+        if other is node or i != 0 or not isinstance(other.op, Scan):
+            continue
+        if (other.op.truncate_gradient, other.op.linker) != (op.truncate_gradient, op.linker):
+            continue
+        if nx.has_path(graph, node, other) or nx.has_path(graph, other, node):
+            continue
+        return other
+    return None
+
+
+@node_rewriter([Scan], tags=("canonicalize", "scan"))
+def scan_merge(graph, node):
+    """scan_a(n, ...), scan_b(n, ...) over the same n steps, neither reading the other ->
+    one scan whose step computes both steps: one loop, one inner call per step instead of
+    two.  (`go_backwards` reverses the sequences outside the loop, so it need not match.)"""
+    other = _merge_partner(graph, node)
+    if other is None:
+        return None
+    a, b = node.op, other.op
+    n, seqs_a, inits_a, nons_a = a.split_outer(node.inputs)
+    _, seqs_b, inits_b, nons_b = b.split_outer(other.inputs)
+    sa, ta, na = a.split_inner()
+    sb, tb, nb = b.split_inner()
+    # b's step on new placeholders (so it can sit beside a's even when both come from one
+    # traced step), except that a sequence or non-sequence a reads already is a's placeholder
+    bind, own = {}, {"seqs": ([], []), "nons": ([], [])}  # b's own: (placeholders, outer)
+    for kind, inner_a, outer_a, inner_b, outer_b in (("seqs", sa, seqs_a, sb, seqs_b),
+                                                     ("nons", na, nons_a, nb, nons_b)):
+        known = {id(v): p for p, v in zip(inner_a, outer_a)}
+        for p, v in zip(inner_b, outer_b):
+            bind[p] = known.get(id(v))
+            if bind[p] is None:
+                bind[p] = p.type.make_variable(name=p.name)
+                own[kind][0].append(bind[p])
+                own[kind][1].append(v)
+    taps_b = [[p.type.make_variable(name=p.name) for p in ps] for ps in tb]
+    bind.update((p, q) for ps, qs in zip(tb, taps_b) for p, q in zip(ps, qs))
+    outs_a, outs_b = a.inner_outputs, clone_replace(b.inner_outputs, bind)
+    (s_in, s_out), (n_in, n_out) = own["seqs"], own["nons"]
+    inner_in = [*sa, *s_in, *[p for ps in ta + taps_b for p in ps], *na, *n_in]
+    inner_out = outs_a[:a.n_rec] + outs_b[:b.n_rec] + outs_a[a.n_rec:] + outs_b[b.n_rec:]
+    name = a.name if a.name == b.name else None
+    new_op = a.clone(inner_inputs=inner_in, inner_outputs=inner_out, n_seqs=len(sa) + len(s_in),
+                     taps=a.taps + b.taps, n_nit=a.n_nit + b.n_nit,
+                     keep_last=a.keep_last + b.keep_last, name=name)
+    new = new_op.make_node(n, *seqs_a, *s_out, *inits_a, *inits_b, *nons_a, *n_out).outputs
+    ra, rb, ka = a.n_rec, b.n_rec, a.n_nit
+    repl = dict(zip(node.outputs[:ra], new[:ra]))
+    repl.update(zip(other.outputs[:rb], new[ra:ra + rb]))
+    repl.update(zip(node.outputs[ra:], new[ra + rb:ra + rb + ka]))
+    repl.update(zip(other.outputs[rb:], new[ra + rb + ka:]))
+    return repl
+
+
 # -- compiling inner graphs ------------------------------------------------------------------
 
 def compiled_scan(op, mode, linker):
@@ -359,6 +423,6 @@ def compile_scans(graph, mode):
 
 _function.HOOKS["lower"].append(compile_scans)
 
-__all__ = ["scan_remove_unused", "scan_hoist_invariant", "scan_hoist_sequence_work",
+__all__ = ["scan_remove_unused", "scan_merge", "scan_hoist_invariant", "scan_hoist_sequence_work",
            "scan_push_out_accumulated_product", "scan_keep_last",
            "compile_scans", "prune"]
