@@ -376,6 +376,18 @@ def test_a_draw_inside_scan_advances_its_state_every_step():
     np.testing.assert_array_equal(b, np.cumsum(gen.standard_normal((4, 2)), axis=0))
 
 
+def test_a_draw_inside_scan_advances_by_its_default_update():
+    rs = ts.random.RandomStream(0)
+    x0 = ts.dvector("x0")
+    out, updates = ts.scan(lambda x: x + rs.normal(x.shape, dtype="float64"),
+                           outputs_info=[x0], n_steps=4)
+    f = ts.function([x0], out, updates=updates)
+    a, b = f(np.zeros(2)), f(np.zeros(2))
+    gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(0).spawn(1)[0]))
+    np.testing.assert_array_equal(a, np.cumsum(gen.standard_normal((4, 2)), axis=0))
+    np.testing.assert_array_equal(b, np.cumsum(gen.standard_normal((4, 2)), axis=0))
+
+
 def test_c_linker_draws_what_the_numpy_linker_draws():
     rs = ts.random.RandomStream(21)
     x = ts.dmatrix("x")

@@ -14,12 +14,10 @@ gradient (the state is not differentiable), but `normal` and `uniform` are locat
 arithmetic around a standard draw, so their gradient with respect to `avg`/`std` or
 `low`/`high` is the reparameterisation one.
 
-Inside `scan`: a state updated by the step (`return out, {state: next_state}`, the pair being
-`rs.state_updates[-1]`) is carried through the loop as a recurrent value, so each step draws
-the next numbers of one generator and the final state becomes an update scan returns.  For
-draws to need no such line, scan has to collect the `default_update`s of the shared variables
-its inner graph uses (`trace.function.default_updates`) and treat them as step updates; a
-state left out would otherwise make the outer function depend on the inner graph.
+Inside `scan` a draw's state is a step update like any other (scan collects the default
+updates of the shared variables its step uses), carried through the loop as a recurrent value:
+each step draws the next numbers of one generator, and the final state becomes one of the
+updates scan returns.
 """
 
 from __future__ import annotations

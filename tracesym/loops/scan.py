@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ScanError, UpdateError
 from ..trace import context as _ctx
-from ..trace.function import check_update_target, update_expression
+from ..trace.function import check_update_target, default_updates, update_expression
 from ..trace.graph import Constant, applies_between, as_variable, clone_replace
 from ..trace.source import user_source
 from .op import Scan, row_type
@@ -251,6 +251,9 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
             raise ScanError(f"scan: the step function {_where(fn)} updates shared variable "
                             f"{target.label()} twice")
         updates.append((target, update_expression(target, expr)))
+    # shared variables with a default update (a random draw's generator state) advance every
+    # step, as they do once per call in a function
+    updates += default_updates(args, raw_outs + [e for _, e in updates], updates)
 
     # -- gather the inner graph ------------------------------------------------------------
     rec = [k for k, i in enumerate(infos) if i.recurrent]
