@@ -15,26 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..trace.context import op_error
-from ..trace.graph import Constant
+from .slots import Slots, checked_order
 
 
 def link_numpy(graph, config):
-    slot: dict[int, int] = {}
-    init: list = []
-
-    def slot_of(v):
-        i = slot.get(id(v))
-        if i is None:
-            i = slot[id(v)] = len(init)
-            init.append(v.data if isinstance(v, Constant) else None)
-        return i
-
+    nodes = checked_order(graph)
+    slot_of = Slots()
+    init = slot_of.init
     in_slots = [slot_of(v) for v in graph.inputs]
-    nodes = graph.toposort()
-    if any(getattr(node.op, "destroy_map", None) for node in nodes):
-        from ..rewrite.inplace import check_destroyers
-
-        check_destroyers(graph)
     steps = []
     last_read: dict[int, int] = {}
     for k, node in enumerate(nodes):

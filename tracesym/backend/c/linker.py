@@ -36,7 +36,7 @@ from ...ops.composite import CompositeReduce, program_of
 from ...ops.elemwise import Elemwise
 from ...ops.reduce import Reduce
 from ...trace.context import op_error
-from ...trace.graph import Constant
+from ..slots import Slots, checked_order
 from . import cache, cgen
 
 
@@ -135,24 +135,11 @@ def _step(k, node, kinds, names, lib, ffi, private, trusted):
 
 def link_c(graph, config):
     """The runner of `graph`: runner(input values) -> output values (see the module doc)."""
-    nodes = graph.toposort()
-    if any(getattr(node.op, "destroy_map", None) for node in nodes):
-        from ...rewrite.inplace import check_destroyers
-
-        check_destroyers(graph)
+    nodes = checked_order(graph)
     kinds, fallbacks = _plan(nodes)
     names, lib, ffi = _compile(nodes, kinds, config.compiledir)
-
-    slot: dict[int, int] = {}
-    init: list = []
-
-    def slot_of(v):
-        i = slot.get(id(v))
-        if i is None:
-            i = slot[id(v)] = len(init)
-            init.append(v.data if isinstance(v, Constant) else None)
-        return i
-
+    slot_of = Slots()
+    init = slot_of.init
     in_slots = [slot_of(v) for v in graph.inputs]
     out_slots = [slot_of(v) for v in graph.outputs]
 
