@@ -764,3 +764,10 @@ def test_gradient_dtype_follows_input():
     assert gx.dtype == "float32" and gy.dtype == "float64"
     gxv, gyv = run([x, y], [gx, gy], np.ones(2, "float32"), np.array([2.0, 3.0]))
     check(gxv, np.array([2.0, 3.0], "float32"))
+
+
+def test_expm1_gradient_keeps_relative_precision_far_below_zero():
+    x = ts.dscalar("x")
+    g = ts.function([x], ts.grad(ts.expm1(x), x))
+    for v in (-30.0, -700.0):
+        np.testing.assert_allclose(g(v), np.exp(v), rtol=1e-15)

@@ -201,7 +201,8 @@ _rows = [
     ScalarOp("exp", 1, np.exp, "exp({0})", lambda T, i, o, g: [g * o], kind="float"),
     ScalarOp("exp2", 1, np.exp2, "exp2({0})",
              lambda T, i, o, g: [g * o * math.log(2)], kind="float"),
-    ScalarOp("expm1", 1, np.expm1, "expm1({0})", lambda T, i, o, g: [g * (o + 1)], kind="float"),
+    ScalarOp("expm1", 1, np.expm1, "expm1({0})", lambda T, i, o, g: [g * T.exp(i[0])],
+             kind="float"),  # not o + 1, which rounds away exp(x) for x << 0
     ScalarOp("log", 1, np.log, "log({0})", lambda T, i, o, g: [g / i[0]], kind="float"),
     ScalarOp("log2", 1, np.log2, "log2({0})",
              lambda T, i, o, g: [g / (i[0] * math.log(2))], kind="float"),
