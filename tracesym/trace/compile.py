@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError, UpdateError
 from .context import TraceFrame, _state, current_frame, eager_enabled, test_value, tracing
-from .function import Function, check_update_target, update_expression
+from .function import HOOKS, Function, check_update_target, update_expression
 from .graph import SharedVariable, Variable, as_variable
 from .types import TensorType
 
@@ -65,6 +65,8 @@ class CompiledFunction:
 
     def __init__(self, fn, mode=None, eager=False, name=None, **function_kwargs):
         functools.update_wrapper(self, fn)
+        if mode is not None:
+            HOOKS["mode"](mode)  # an unknown mode fails at the decorator, not at the first call
         self.fn = fn
         self.mode = mode
         self.eager = eager
