@@ -572,10 +572,3 @@ def test_array_call_inside_another_trace():
         return x * inner(c)
 
     np.testing.assert_array_equal(outer(np.ones(2)), c + 1)
-
-
-def test_an_unknown_mode_fails_at_the_decorator():
-    with pytest.raises(ts.ConfigError, match="bogus"):
-        @ts.compile(mode="bogus")
-        def f(x):
-            return x
