@@ -109,7 +109,7 @@ def test_props_str_and_destroy_map():
 
 def test_make_node_refuses_an_input_that_cannot_hold_the_result():
     i = ts.lvector("i")
-    with pytest.raises(TypeError, match="float64 result into input 0 of dtype int64"):
+    with pytest.raises(TypeError, match=r"output 0 \(float64\) into input 0 of dtype int64"):
         InplaceElemwise(S.TABLE["true_divide"], {0: 0})(i, i)
     row = ts.tensor("float64", (1, 3))
     with pytest.raises(ShapeError, match="broadcast"):

@@ -27,6 +27,7 @@ from ..trace.types import TensorType, broadcast_shapes
 from . import scalar as S
 from .base import Op
 from .elemwise import Elemwise, add, elemwise_op
+from .inplace import check_can_hold
 
 
 @dataclass(frozen=True)
@@ -353,13 +354,7 @@ class InplaceComposite(Composite):
     def make_node(self, *inputs):
         node = super().make_node(*inputs)
         for o, i in self.inplace_pattern:
-            x, out = node.inputs[i], node.outputs[o]
-            if x.dtype != out.dtype:
-                raise TypeError(f"{self}: cannot write output {o} ({out.dtype}) into input {i} "
-                                f"of dtype {x.dtype}")
-            if x.ndim != out.ndim or any(a == 1 and b != 1 for a, b in zip(x.type.shape, out.type.shape)):
-                raise ShapeError(f"{self}: input {i} ({x.type.short()}) is broadcast to output "
-                                 f"{o}'s shape {out.type.short()}, so it cannot hold it")
+            check_can_hold(self, node, o, i)
         return node
 
     def perform(self, node, inputs):

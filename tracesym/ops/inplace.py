@@ -13,6 +13,18 @@ import numpy as np
 from ..errors import ShapeError
 from .elemwise import Elemwise
 
+
+def check_can_hold(op, node, o, i):
+    """Raise unless input `i` of `node` can hold output `o` in place: the same dtype, and no
+    dimension it would be broadcast along."""
+    x, out = node.inputs[i], node.outputs[o]
+    if x.dtype != out.dtype:
+        raise TypeError(f"{op}: cannot write output {o} ({out.dtype}) into input {i} of dtype "
+                        f"{x.dtype}")
+    if x.ndim != out.ndim or any(a == 1 and b != 1 for a, b in zip(x.type.shape, out.type.shape)):
+        raise ShapeError(f"{op}: input {i} ({x.type.short()}) is broadcast to output {o}'s "
+                         f"shape {out.type.short()}, so it cannot hold it")
+
 __all__ = ["InplaceElemwise"]
 
 
@@ -53,13 +65,7 @@ class InplaceElemwise(Elemwise):
         i = self.destroyed
         if not 0 <= i < len(node.inputs):
             raise ValueError(f"{self}: input {i} does not exist ({len(node.inputs)} inputs)")
-        x, out = node.inputs[i], node.outputs[0]
-        if x.dtype != out.dtype:
-            raise TypeError(f"{self}: cannot write a {out.dtype} result into input {i} of dtype "
-                            f"{x.dtype}")
-        if x.ndim != out.ndim or any(a == 1 and b != 1 for a, b in zip(x.type.shape, out.type.shape)):
-            raise ShapeError(f"{self}: input {i} ({x.type.short()}) is broadcast to the output "
-                             f"shape {out.type.short()}, so it cannot hold the result")
+        check_can_hold(self, node, 0, i)
         return node
 
     def perform(self, node, inputs):
