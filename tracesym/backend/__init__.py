@@ -12,7 +12,7 @@ def link_c(graph, config):
     warning, where no C toolchain exists."""
     from .c import cache
 
-    problem = cache.toolchain_problem()
+    problem = cache.toolchain_problem(config.compiledir)
     if problem is not None:
         if not _warned:
             import warnings

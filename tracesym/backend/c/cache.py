@@ -1,16 +1,24 @@
 """The on-disk cache of compiled kernel modules, under `config.compiledir`.
 
-A module is a cffi extension (API mode: direct C calls, no libffi) built from one C source
-holding every kernel of a function, by one compiler call (no setuptools).  Its key is the
+A module is a cffi extension (API mode: direct C calls, no libffi) built from C source holding
+every kernel of a function, by direct compiler calls (no setuptools).  Its key is the
 sha256 of the source, its declarations, the compiler (path, version), the flags, the CPU
 (the flags include -march=native) and the Python and cffi versions; the module is named
 after the key, so one process can load many.  The flags keep numpy's numbers: no
 -ffast-math, no FMA contraction, wrapping signed integers; where glibc's libmvec exists,
 contiguous loops call its SIMD math functions (`cgen.VECTOR_MATH`); where the compiler
 builds OpenMP code, big contiguous loops run on several threads (`cgen.PARALLEL_MIN`).
+Whether it does is found by building a probe once per compiler and cache directory: the
+answer is recorded there (`toolchain-*.json`), so a new process starts without running
+the compiler.
 
-An entry is a directory `<compiledir>/<module>/` holding the source, the shared object and a
-checksum of the shared object, written last.  It is built in a private temporary directory
+The compiler's time is most of a cold compile.  The source comes as parts (one per kernel);
+they are compiled in units, one per core at most, at the same time as cffi's wrapper, which
+only converts arguments and is compiled without optimisation (it would take the longest at
+-O3); then one link.
+
+An entry is a directory `<compiledir>/<module>/` holding the sources, the shared object and
+a checksum of the shared object, written last.  It is built in a private temporary directory
 and published with one `os.replace` while the entry's lock (`fcntl.flock` on
 `<module>.lock`) is held, so processes compiling the same kernel at once wait for one build
 and load it.  An entry whose checksum is missing or wrong (a truncated copy, a crash while
@@ -25,6 +33,7 @@ import functools
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import os
 import platform
 import shutil
@@ -44,6 +53,12 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fwrap
 MVEC_FLAGS = ("-DTS_LIBMVEC", "-fopenmp-simd")
 #: where the compiler builds and links OpenMP code: threaded contiguous loops
 OPENMP_FLAGS = ("-fopenmp",)
+#: the cffi wrapper only converts arguments (its calls into cffi's backend are the cost of a
+#: call at any level); -O3 would triple its compile time
+WRAPPER_OPT = "-O0"
+#: kernel source is compiled in units of at least this many bytes (about 60 ms of -O3), in
+#: parallel, one per core at most; a unit costs 25 ms more to compile (header, declarations)
+UNIT_BYTES = 2048
 _loaded: dict[str, object] = {}  # module name -> loaded module, for this process
 
 
@@ -71,31 +86,119 @@ def _check_owner(path: str):
 
 
 @functools.lru_cache(maxsize=None)
+def _cc_path() -> str | None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(os.environ.get("CC", cc).split()[0])
+
+
+#: what this process found of its compiler: "version", "found" (`_probe`'s answer),
+#: "flags", "recorded" (the cache directories known to hold its record)
+_probed: dict = {}
+
+
 def compiler() -> tuple[str, str] | None:
     """(path of the C compiler, its version), or None when there is none."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    path = shutil.which(os.environ.get("CC", cc).split()[0])
+    path = _cc_path()
     if path is None:
         return None
-    try:
-        out = subprocess.run([path, "-dumpfullversion", "-dumpversion"], capture_output=True,
-                             text=True, timeout=30)
-    except OSError:
-        return None
-    return path, out.stdout.strip()
+    if "version" not in _probed:
+        try:
+            out = subprocess.run([path, "-dumpfullversion", "-dumpversion"],
+                                 capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        _probed["version"] = out.stdout.strip()
+    return path, _probed["version"]
 
 
-@functools.lru_cache(maxsize=None)
 def flags() -> tuple:
     """The compiler flags, with `MVEC_FLAGS` where the compiler finds libmvec and
     `OPENMP_FLAGS` where it builds a shared object using OpenMP."""
-    cc = compiler()
-    if cc is None:
-        return FLAGS
-    out = subprocess.run([cc[0], "-print-file-name=libmvec.so"], capture_output=True,
+    if "flags" not in _probed:
+        cc = compiler()
+        if cc is None:
+            _probed["flags"] = FLAGS
+        else:
+            if "found" not in _probed:
+                _probed["found"] = _probe(cc[0])
+            found = _probed["found"]
+            _probed["flags"] = (FLAGS + (MVEC_FLAGS if found["mvec"] else ())
+                                + (OPENMP_FLAGS if found["openmp"] else ()))
+    return _probed["flags"]
+
+
+def libs() -> tuple:
+    return ("-lmvec", "-lm") if "-DTS_LIBMVEC" in flags() else ("-lm",)
+
+
+def _probe(cc: str) -> dict:
+    """Ask `cc` where libmvec is and whether it builds OpenMP code (tens of milliseconds)."""
+    out = subprocess.run([cc, "-print-file-name=libmvec.so"], capture_output=True,
                          text=True).stdout.strip()
-    mvec = MVEC_FLAGS if os.path.isabs(out) and os.path.exists(out) else ()
-    return FLAGS + mvec + (OPENMP_FLAGS if _builds_openmp(cc[0]) else ())
+    return {"mvec": out if os.path.isabs(out) and os.path.exists(out) else "",
+            "openmp": _builds_openmp(cc)}
+
+
+def _recorded(root: str, write: bool = False):
+    """Take the compiler's version and probe from `root`'s record of the same compiler
+    binary, so that a new process runs no compiler before it builds; with `write`, where
+    `root` holds no record, probe (if this process has not) and write one."""
+    path = _cc_path()
+    done = _probed.setdefault("recorded", set())
+    if path is None or root in done:
+        return
+    record = _record_path(root, path)
+    found = _read_record(record)
+    if found is not None:
+        _probed.setdefault("version", found.pop("version"))
+        _probed.setdefault("found", found)
+        done.add(root)
+    elif write and compiler() is not None:
+        flags()
+        _write_record(record, {"version": compiler()[1], **_probed["found"]})
+        done.add(root)
+
+
+def _record_path(root: str, cc: str) -> str:
+    """The record of compiler `cc`'s probe in `root`, named after the binary (resolved path,
+    size, mtime): a changed compiler is probed again."""
+    real = os.path.realpath(cc)
+    st = os.stat(real)
+    ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{_RECORD_FORMAT}"
+    return os.path.join(root, f"toolchain-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.json")
+
+
+_RECORD_FORMAT = 1
+
+
+def _read_record(path: str) -> dict | None:
+    """The recorded probe, or None when there is none, it is damaged, or the libmvec it
+    found is gone.  A record another user owns is refused (CacheError)."""
+    try:
+        _check_owner(path)
+        with open(path) as f:
+            rec = json.load(f)
+    except CacheError:
+        raise
+    except (OSError, ValueError):  # none yet, or unreadable: `cache_dir` says why if it must
+        return None
+    if not (isinstance(rec, dict) and isinstance(rec.get("version"), str)
+            and isinstance(rec.get("mvec"), str) and isinstance(rec.get("openmp"), bool)):
+        return None
+    if rec["mvec"] and not os.path.exists(rec["mvec"]):
+        return None
+    return rec
+
+
+def _write_record(path: str, rec: dict):
+    """Write the record whole or not at all (readers never see a partial one)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".toolchain-", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w") as f:
+            json.dump(rec, f)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache still works; the next process probes again
+        pass
 
 
 def _builds_openmp(cc: str) -> bool:
@@ -108,19 +211,19 @@ def _builds_openmp(cc: str) -> bool:
         with open(c_file, "w") as f:
             f.write(src)
         try:
-            res = subprocess.run([cc, *FLAGS, *OPENMP_FLAGS, c_file, "-o",
-                                  os.path.join(tmp, "probe.so")], capture_output=True, timeout=60)
+            res = subprocess.run([cc, "-O0", "-fPIC", "-shared", "-w", *OPENMP_FLAGS, c_file,
+                                  "-o", os.path.join(tmp, "probe.so")], capture_output=True,
+                                 timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             return False
         return res.returncode == 0
 
 
-def libs() -> tuple:
-    return ("-lmvec", "-lm") if "-DTS_LIBMVEC" in flags() else ("-lm",)
-
-
-def toolchain_problem() -> str | None:
-    """Why C kernels cannot be built here, or None when they can."""
+def toolchain_problem(root: str | None = None) -> str | None:
+    """Why C kernels cannot be built here, or None when they can.  `root`: the cache
+    directory, whose record of the compiler saves running it (`_recorded`)."""
+    if root is not None:
+        _recorded(root)
     if compiler() is None:
         return "no C compiler found (set CC, or install gcc)"
     inc = sysconfig.get_paths()["include"]
@@ -192,18 +295,25 @@ def cache_dir(root: str) -> str:
     return root
 
 
-def load(source: str, cdef: str, root: str):
-    """The compiled module (with `.lib` and `.ffi`) for `source`, building it if needed."""
-    key = key_of(source, cdef)
+def load(source, cdef: str, root: str, header: str = ""):
+    """The compiled module (with `.lib` and `.ffi`) for `source`, building it if needed.
+
+    `source` is C source text, or a list of parts (whole functions): a big module is
+    compiled as several units in parallel, each part after `header` and `cdef`, the
+    declarations, in plain C, of what the module exports.  A part may call what another
+    exports; what several parts share otherwise (static helpers, macros) goes in `header`."""
+    parts = [source] if isinstance(source, str) else list(source)
+    _recorded(cache_dir(root), write=True)
+    key = key_of(header + ("\n" if header else "") + "\n".join(parts), cdef)
     name = "tsk_" + key[:24]
     mod = _loaded.get(name)
     if mod is not None:
         return mod
-    entry = Entry(cache_dir(root), name)
+    entry = Entry(root, name)
     if not entry.valid():
         with _locked(os.path.join(root, name + ".lock")):
             if not entry.valid():
-                _build(entry, source, cdef, root)
+                _build(entry, header, parts, cdef, root)
     mod = _import(entry)
     _loaded[name] = mod
     return mod
@@ -222,35 +332,122 @@ class _locked:
         os.close(self.fd)
 
 
-def _build(entry: Entry, source: str, cdef: str, root: str):
-    ffi = cffi.FFI()
-    ffi.cdef(cdef)
+def _units(header: str, parts: list, cdef: str) -> list:
+    """The parts grouped into compile units of `UNIT_BYTES` or more, at most one per core,
+    balanced by source size; each starts with `_PRELUDE`, `header` and `cdef`."""
+    n = max(1, min(_cores(), sum(map(len, parts)) // UNIT_BYTES))
+    groups, sizes = [[] for _ in range(n)], [0] * n
+    for i in sorted(range(len(parts)), key=lambda i: -len(parts[i])):
+        g = sizes.index(min(sizes))
+        groups[g].append(i)
+        sizes[g] += len(parts[i])
+    return [_PRELUDE + header + "\n" + cdef + "\n" + "\n".join(parts[i] for i in sorted(g))
+            for g in groups if g]
+
+
+#: the C library headers cffi's wrapper includes before a module's own source
+_PRELUDE = "".join(f"#include <{h}.h>\n"
+                   for h in ("stddef", "stdint", "stdlib", "string", "math"))
+
+
+@functools.lru_cache(maxsize=None)
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _Jobs:
+    """Compiler commands running at once (a unit per core at most, and the wrapper)."""
+
+    def __init__(self):
+        self.runs = []
+
+    def start(self, cmd, source):
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+        except OSError as e:
+            proc = e
+        self.runs.append((cmd, source, proc))
+
+    def wait(self) -> dict | None:
+        """Wait for every command started: the first that failed ("cmd", "source" it
+        compiled, compiler "output"), or None."""
+        failed = None
+        for cmd, source, proc in self.runs:
+            if isinstance(proc, OSError):
+                out, bad = str(proc), True
+            else:
+                out, bad = proc.communicate()[1].strip(), proc.returncode != 0
+            if bad and failed is None:
+                failed = {"cmd": cmd, "source": source, "output": out}
+        self.runs = []
+        return failed
+
+    def stop(self):
+        """Kill what still runs (after an error elsewhere)."""
+        for _, _, proc in self.runs:
+            if not isinstance(proc, OSError) and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+def _build(entry: Entry, header: str, parts: list, cdef: str, root: str):
+    """Compile the kernel units and the cffi wrapper (argument conversion only: `WRAPPER_OPT`)
+    in parallel, link them, then publish the entry whole."""
+    cc, fl = compiler()[0], list(flags())
+    obj_flags = [cc, *fl, "-fvisibility=hidden", "-c"]  # kernels bind inside the module
     tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
+    jobs, objs = _Jobs(), []
     try:
+        for k, unit in enumerate(_units(header, parts, cdef)):  # first: they need no cffi
+            c_file = os.path.join(tmp, f"{entry.name}_{k}.c")
+            with open(c_file, "w") as f:
+                f.write(unit)
+            objs.append(c_file[:-2] + ".o")
+            jobs.start([*obj_flags, c_file, "-o", objs[-1]], c_file)
+        ffi = cffi.FFI()
+        ffi.cdef(cdef)
         c_file = os.path.join(tmp, entry.name + ".c")
-        make_c_source(ffi, entry.name, source, c_file)
-        so = os.path.join(tmp, os.path.basename(entry.so))
+        make_c_source(ffi, entry.name, cdef, c_file)
+        objs.append(c_file[:-2] + ".o")
         inc = sysconfig.get_paths()["include"]
-        cmd = [compiler()[0], *flags(), f"-I{inc}", c_file, "-o", so, *libs()]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            failed = os.path.join(root, "failed")
-            os.makedirs(failed, mode=0o700, exist_ok=True)
-            kept = os.path.join(failed, entry.name + ".c")
-            shutil.copyfile(c_file, kept)
-            raise CompileError(f"the C compiler failed on generated kernels, source kept in "
-                               f"{kept}\n  command: {' '.join(cmd)}\n{res.stderr.strip()}")
+        jobs.start([*obj_flags, WRAPPER_OPT, f"-I{inc}", c_file, "-o", objs[-1]], c_file)
+        res = jobs.wait()
+        so = os.path.join(tmp, os.path.basename(entry.so))
+        if res is None:
+            jobs.start([cc, *fl, *objs, "-o", so, *libs()], c_file)
+            res = jobs.wait()
+        if res is not None:
+            _compile_error(res, root)
+        for o in objs:
+            os.remove(o)
         with open(os.path.join(tmp, "checksum"), "w") as f:
             f.write(_sha(so) + "\n")
         if os.path.isdir(entry.dir):  # corrupt or truncated: replaced whole
             shutil.rmtree(entry.dir)
         os.replace(tmp, entry.dir)
     finally:
+        jobs.stop()
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _compile_error(res: dict, root: str):
+    """Keep the source the compiler failed on in `<root>/failed/` and raise CompileError."""
+    d = os.path.join(root, "failed")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    kept = os.path.join(d, os.path.basename(res["source"]))
+    shutil.copyfile(res["source"], kept)
+    raise CompileError(f"the C compiler failed on generated kernels, source kept in "
+                       f"{kept}\n  command: {' '.join(res['cmd'])}\n{res['output']}")
+
+
 def _import(entry: Entry):
+    # Idle OpenMP threads sleep rather than spin (unless the user chose): a kernel is one
+    # step among numpy and BLAS calls, and threads spinning after it steal the cores the next
+    # step needs (up to 50x slower kernels on a busy 2-core machine).  libgomp reads this
+    # when it is loaded, i.e. with the first kernel module.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     loader = importlib.machinery.ExtensionFileLoader(entry.name, entry.so)
     spec = importlib.util.spec_from_file_location(entry.name, entry.so, loader=loader)
     mod = importlib.util.module_from_spec(spec)
@@ -279,7 +476,8 @@ def entries(root: str) -> list[dict]:
 
 
 def clear(root: str) -> int:
-    """Remove every entry (and lock and leftover build) of this user's; the count removed."""
+    """Remove every entry (and lock, leftover build and compiler probe record) of this user's;
+    the count of entries removed."""
     n = 0
     if not os.path.isdir(root):
         return n
@@ -289,7 +487,8 @@ def clear(root: str) -> int:
         if name.startswith("tsk_") and os.path.isdir(p):
             shutil.rmtree(p)
             n += 1
-        elif name.startswith(".build-") or name.endswith(".lock") or name == "failed":
+        elif (name.startswith((".build-", "toolchain-", ".toolchain-")) or name.endswith(".lock")
+              or name == "failed"):
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
     _loaded.clear()
     return n

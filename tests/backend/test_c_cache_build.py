@@ -1,0 +1,165 @@
+"""How the kernel cache builds a module: the compiler probe recorded in the cache directory,
+big sources compiled as several units in parallel and linked into one module."""
+
+import glob
+import os
+
+import pytest
+
+from tracesym.backend.c import cache
+
+pytestmark = pytest.mark.skipif(cache.toolchain_problem() is not None,
+                                reason="no C toolchain")
+
+
+@pytest.fixture
+def fresh_probe(monkeypatch):
+    """This process forgets what it found of its compiler; returns the list of the compiler
+    commands run from now on."""
+    calls = []
+    real = cache.subprocess.run
+    monkeypatch.setattr(cache, "_probed", {})
+    monkeypatch.setattr(cache.subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or real(cmd, **kw))
+    return calls
+
+
+def _records(root):
+    return glob.glob(os.path.join(root, "toolchain-*.json"))
+
+
+def test_the_probe_is_recorded_and_a_new_process_runs_no_compiler(tmp_path, fresh_probe,
+                                                                   monkeypatch):
+    root = str(tmp_path)
+    assert cache.toolchain_problem(root) is None
+    first = (cache.compiler(), cache.flags(), cache.libs())
+    cache.load("int answer(int x) { return x + 1; }\n", "int answer(int x);", root)
+    assert fresh_probe and len(_records(root)) == 1
+    monkeypatch.setattr(cache, "_probed", {})  # as a new process starts
+    monkeypatch.setattr(cache, "_loaded", {})
+    fresh_probe.clear()
+    assert cache.toolchain_problem(root) is None
+    mod = cache.load("int answer(int x) { return x + 1; }\n", "int answer(int x);", root)
+    assert mod.lib.answer(1) == 2
+    assert (cache.compiler(), cache.flags(), cache.libs()) == first
+    assert fresh_probe == []
+
+
+def test_a_changed_compiler_binary_is_probed_again(tmp_path, fresh_probe, monkeypatch):
+    fake = tmp_path / "cc"
+    fake.write_text(f'#!/bin/sh\nexec {cache.compiler()[0]} "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setattr(cache, "_cc_path", lambda: str(fake))
+    root = str(tmp_path / "cache")
+    cache._recorded(cache.cache_dir(root), write=True)
+    n = len(fresh_probe)
+    monkeypatch.setattr(cache, "_probed", {})
+    cache._recorded(root, write=True)
+    assert len(fresh_probe) == n  # the same binary: read from the record
+    os.utime(fake, ns=(0, 0))  # as an upgrade changes it
+    monkeypatch.setattr(cache, "_probed", {})
+    cache._recorded(root, write=True)
+    assert len(fresh_probe) > n and len(_records(root)) == 2
+
+
+def test_a_damaged_record_is_probed_again_and_rewritten(tmp_path, fresh_probe, monkeypatch):
+    root = str(tmp_path)
+    cache._recorded(root, write=True)
+    first = cache.flags()
+    (record,) = _records(root)
+    with open(record, "w") as f:
+        f.write('{"mvec": ')
+    monkeypatch.setattr(cache, "_probed", {})
+    assert cache._read_record(record) is None
+    cache._recorded(root, write=True)
+    assert cache.flags() == first and cache._read_record(record) is not None
+
+
+def test_a_foreign_record_is_refused(tmp_path, fresh_probe, monkeypatch):
+    root = str(tmp_path)
+    cache._recorded(root, write=True)
+    (record,) = _records(root)
+    monkeypatch.setattr(cache, "_uid", lambda: os.getuid() + 1)
+    with pytest.raises(cache.CacheError, match="belongs to uid"):
+        cache._read_record(record)
+
+
+def test_clear_removes_the_record(tmp_path, fresh_probe):
+    root = str(tmp_path)
+    cache._recorded(root, write=True)
+    assert _records(root)
+    cache.clear(root)
+    assert _records(root) == []
+
+
+# -- several compile units ------------------------------------------------------------------
+
+TWICE = "int twice(int x) { return 2 * x; }\n"
+ANSWER = "int answer(int x) { return twice(x) + 1; }\n"  # calls into the other part
+CDEF = "int twice(int x);\nint answer(int x);\n"
+
+
+def test_parts_in_separate_units_call_each_other_through_the_declarations(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "UNIT_BYTES", 1)
+    monkeypatch.setattr(cache, "_cores", lambda: 2)
+    root = str(tmp_path)
+    mod = cache.load([TWICE, ANSWER], CDEF, root, header="/* shared header */")
+    assert mod.lib.answer(20) == 41 and mod.lib.twice(4) == 8
+    (entry,) = [e["name"] for e in cache.entries(root)]
+    units = sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, entry, "*.c")))
+    assert units == [f"{entry}.c", f"{entry}_0.c", f"{entry}_1.c"]  # wrapper + two units
+    for u in units[1:]:
+        text = open(os.path.join(root, entry, u)).read()
+        assert "/* shared header */" in text and CDEF in text
+        assert (TWICE in text) != (ANSWER in text)
+
+
+def test_the_key_does_not_depend_on_how_the_source_is_split(tmp_path, monkeypatch):
+    whole = cache.load("/* h */\n" + TWICE + "\n" + ANSWER, CDEF, str(tmp_path))
+    assert cache.load([TWICE, ANSWER], CDEF, str(tmp_path), header="/* h */") is whole
+
+
+def test_small_sources_are_one_unit(monkeypatch):
+    monkeypatch.setattr(cache, "_cores", lambda: 4)
+    assert len(cache._units("", [TWICE, ANSWER], CDEF)) == 1
+
+
+def test_units_are_at_most_one_per_core_and_balanced(monkeypatch):
+    monkeypatch.setattr(cache, "_cores", lambda: 2)
+    monkeypatch.setattr(cache, "UNIT_BYTES", 100)
+    parts = [f"/* {i} */" + "x" * n for i, n in enumerate([500, 400, 300, 200, 100])]
+    units = cache._units("", parts, "")
+    assert len(units) == 2
+    sizes = sorted(len(u) for u in units)
+    assert sizes[1] - sizes[0] < 2 * len(parts[-1])  # no better split is far better
+    for p in parts:
+        assert sum(p in u for u in units) == 1
+
+
+def test_an_error_in_one_unit_keeps_that_unit_and_leaves_no_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "UNIT_BYTES", 1)
+    monkeypatch.setattr(cache, "_cores", lambda: 2)
+    root = str(tmp_path)
+    broken = "int answer(int x) { return undeclared_name; }\n"
+    with pytest.raises(cache.CompileError, match=r"(?s)failed/tsk_\w+_\d\.c.*undeclared") as e:
+        cache.load([TWICE, broken], CDEF, root)
+    kept = str(e.value).split("source kept in ")[1].split()[0]
+    assert broken in open(kept).read()
+    assert not [n for n in os.listdir(root) if n.startswith(".build-")]
+    assert cache.entries(root) == []
+
+
+@pytest.mark.parametrize("preset", [None, "active"])
+def test_openmp_threads_sleep_when_idle_unless_the_user_chose(tmp_path, preset):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = ("import os; from tracesym.backend.c import cache; "
+            f"cache.load('int one(void) {{ return 1; }}\\n', 'int one(void);', {str(tmp_path)!r}); "
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [preset or "passive"]
