@@ -38,7 +38,7 @@ def test_outputs_that_may_alias_are_still_copied():
     a, b, c, d = f(xv)
     arrays = [a, b, c, d, w.get_value(borrow=True), xv]
     assert not any(np.shares_memory(p, q) for i, p in enumerate(arrays) for q in arrays[i + 1:])
-    np.testing.assert_array_equal(d, np.exp(xv)[::-1])
+    np.testing.assert_allclose(d, np.exp(xv)[::-1], rtol=1e-15)  # libmvec: within an ulp
 
 
 def test_static_update_shape_is_still_checked_on_the_fast_path():

@@ -245,52 +245,109 @@ def test_generated_source_of_a_tiny_kernel():
 
 
 GOLDEN = """\
-int k0_add_contig(int64_t n, char *a0, char *a1, char *o0)
+__attribute__((noinline)) static int k0_add_loop(int64_t n, const double *restrict p0, double *restrict q0, const double s1)
 {
   int ts_err = 0;
-  const double *restrict p0 = (const double *)a0;
-  const double s1 = *(const double *)(a1);
-  double *restrict q0 = (double *)o0;
-#ifdef _OPENMP
-  if (n >= 65536) {
-    #pragma omp parallel for simd schedule(static) reduction(|:ts_err)
-    for (int64_t i = 0; i < n; i++) {
+  for (int64_t b = 0; b < n; b += 16) {
+    #pragma omp simd
+    for (int64_t j = 0; j < 16; j++) {
+      const int64_t i = b + j;
       const double v0 = p0[i];
       const double v1 = s1;
       const double t0 = (double)(v0 + v1);  /* add */
       q0[i] = (double)t0;
     }
-    return ts_err;
-  }
-#endif
-  #pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
-    const double v0 = p0[i];
-    const double v1 = s1;
-    const double t0 = (double)(v0 + v1);  /* add */
-    q0[i] = (double)t0;
   }
   return ts_err;
 }
 
-int k0_add_strided(const int64_t *meta, char *a0, char *a1, char *o0)
+__attribute__((noinline)) static int k0_add_row(int64_t n, const double *restrict p0, double *restrict q0, const double s1)
+{
+  const int64_t body = n - n % 16;
+  int ts_err = 0;
+  double c0[16];
+  if (body < n) {  /* first (in place, the body overwrites inputs): the last 16
+                      elements, or all n padded with the first */
+    double b0[16];
+    if (n < 16)
+      for (int64_t j = 0; j < 16; j++) {
+        b0[j] = p0[j < n ? j : 0];
+      }
+    const double *restrict e0 = n < 16 ? b0 : p0 + n - 16;
+    ts_err = k0_add_loop(16, e0, c0, s1);
+  }
+  ts_err |= k0_add_loop(body, p0, q0, s1);
+  const int64_t off = n < 16 ? 0 : 16 - (n - body);
+  for (int64_t j = 0; j < n - body; j++) {
+    q0[body + j] = c0[off + j];
+  }
+  return ts_err;
+}
+
+int k0_add_contig(int64_t n, char *a0, char *a1, char *o0)
+{
+  const double s1 = *(const double *)(a1);
+#ifdef _OPENMP
+  if (n >= 65536) {
+    int ts_err = 0;
+    const int64_t nb = (n + 16383) / 16384;
+    #pragma omp parallel for schedule(static) reduction(|:ts_err)
+    for (int64_t b = 0; b < nb; b++) {
+      const int64_t lo = b * 16384;
+      ts_err |= k0_add_row((n - lo < 16384 ? n - lo : 16384), (const double *)a0 + lo, (double *)o0 + lo, s1);
+    }
+    return ts_err;
+  }
+#endif
+  return k0_add_row(n, (const double *)a0, (double *)o0, s1);
+}
+
+/* not vectorized: unit-stride rows go to _row, others would not use it */
+__attribute__((noinline, optimize("no-tree-vectorize")))
+static int k0_add_rows(int64_t lo, int64_t hi, const int m, const int64_t *shape, const int64_t *st, char *a0, char *o0, const double s1)
 {
   int ts_err = 0;
-  const int64_t *shape = meta, *st = meta + 1;
-  int64_t idx[1] = {0};
-  const double s1 = *(const double *)(a1);
-  const int64_t da0 = st[0];
-  const int64_t do0 = st[1];
-  for (int64_t k = 0; k < 1; k++) if (shape[k] == 0) return 0;
-  for (;;) {
-    for (int64_t i = 0; i < shape[0]; i++) {
-      const double v0 = *(const double *)(a0 + i * da0);
-      const double v1 = s1;
-      const double t0 = (double)(v0 + v1);  /* add */
-      *(double *)(o0 + i * do0) = (double)t0;
+  int64_t idx[1];
+  int64_t r = lo;
+  for (int d = m - 2; d >= 0; d--) {
+    idx[d] = r % shape[d];
+    r /= shape[d];
+    a0 += idx[d] * st[0 + d];
+    o0 += idx[d] * st[1 + d];
+  }
+  const int64_t da0 = st[0 + m - 1];
+  const int64_t do0 = st[1 + m - 1];
+  const int unit = da0 == (int64_t)sizeof(double) && do0 == (int64_t)sizeof(double);
+  const int64_t len = shape[m - 1];
+  const int pack = unit && len < 16;
+  double pk0[256];
+  double pq0[256];
+  char *dst0[256];
+  int64_t np_ = 0, nr_ = 0;
+  for (int64_t row = lo; row < hi; row++) {
+    if (pack) {
+      for (int64_t j = 0; j < len; j++) pk0[np_ + j] = ((const double *)a0)[j];
+      dst0[nr_] = o0;
+      np_ += len; nr_++;
+      if (np_ + len > 256) {
+        ts_err |= k0_add_row(np_, pk0, pq0, s1);
+        for (int64_t r_ = 0; r_ < nr_; r_++)
+          for (int64_t j = 0; j < len; j++) {
+            ((double *)dst0[r_])[j] = pq0[r_ * len + j];
+          }
+        np_ = 0; nr_ = 0;
+      }
+    } else if (unit) {
+      ts_err |= k0_add_row(len, (const double *)a0, (double *)o0, s1);
+    } else {
+      for (int64_t i = 0; i < shape[m - 1]; i++) {
+        const double v0 = *(const double *)(a0 + i * da0);
+        const double v1 = s1;
+        const double t0 = (double)(v0 + v1);  /* add */
+        *(double *)(o0 + i * do0) = (double)t0;
+      }
     }
-    int d = -1;
-    for (; d >= 0; d--) {
+    for (int d = m - 2; d >= 0; d--) {
       idx[d]++;
       a0 += st[0 + d];
       o0 += st[1 + d];
@@ -299,9 +356,37 @@ int k0_add_strided(const int64_t *meta, char *a0, char *a1, char *o0)
       o0 -= st[1 + d] * shape[d];
       idx[d] = 0;
     }
-    if (d < 0) break;
+  }
+  if (np_) {
+    ts_err |= k0_add_row(np_, pk0, pq0, s1);
+    for (int64_t r_ = 0; r_ < nr_; r_++)
+      for (int64_t j = 0; j < len; j++) {
+        ((double *)dst0[r_])[j] = pq0[r_ * len + j];
+      }
+    np_ = 0; nr_ = 0;
   }
   return ts_err;
+}
+
+int k0_add_strided(const int64_t *meta, char *a0, char *a1, char *o0)
+{
+  int64_t shape[1], st[2];
+  const int m = ts_collapse(1, 2, meta, shape, st);
+  if (m < 0) return 0;
+  const double s1 = *(const double *)(a1);
+  int64_t rows = 1;
+  for (int d = 0; d < m - 1; d++) rows *= shape[d];
+#ifdef _OPENMP
+  if (rows > 1 && rows * shape[m - 1] >= 65536 && ts_nonzero(st + 1, m)) {
+    int ts_err = 0;
+    const int64_t nc = rows < 64 ? rows : 64;
+    #pragma omp parallel for schedule(static) reduction(|:ts_err)
+    for (int64_t c = 0; c < nc; c++)
+      ts_err |= k0_add_rows(rows * c / nc, rows * (c + 1) / nc, m, shape, st, a0, o0, s1);
+    return ts_err;
+  }
+#endif
+  return k0_add_rows(0, rows, m, shape, st, a0, o0, s1);
 }
 """
 
@@ -317,3 +402,15 @@ def test_reductions_keeping_the_innermost_axis_run_in_numpy(rng):
     v = rng.random((5, 4, 3)).astype("float32")
     np.testing.assert_allclose(f(v), v.sum(axis=(0, 1)), rtol=1e-6)
     np.testing.assert_array_equal(g(v), v.max(axis=2))
+
+
+def test_a_scalar_op_outside_the_table_runs_in_numpy():
+    from tracesym.ops import scalar as S
+    from tracesym.ops.elemwise import Elemwise
+
+    op = S.ScalarOp("my_tanh_add", 2, lambda a, b: np.tanh(a) + b, "(tanh({0}) + {1})")
+    x = ts.dmatrix("x")
+    f = ts.function([x], Elemwise(op)(x * 2.0, ts.exp(x)), mode=C)
+    v = np.linspace(-1, 1, 6).reshape(2, 3)
+    np.testing.assert_allclose(f(v), np.tanh(2 * v) + np.exp(v), rtol=1e-15)
+    assert any("scalar table" in why for why in f._runner.fallbacks.values())
