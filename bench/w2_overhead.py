@@ -1,7 +1,8 @@
 """W2, call overhead: out = ((x*2 + 1)**2).sum() on a 10-element float64 vector.
 
 The work is a few nanoseconds, so the time per call is the price of calling a compiled function
-at all: argument checks, dispatch, running five tiny kernels, returning.  Compared with numpy
+at all: argument checks, dispatch, running the kernels (fused into one reduction; with linker
+"c" one C call, `backend/c/entry.py`), returning.  Compared with numpy
 evaluating the expression eagerly and, when they are installed, PyTensor, JAX and PyTorch, each
 given its native input prepared once.  tracesym is timed with both linkers ("numpy", the
 default, and "c"), through `ts.function` and through `@ts.compile` (which adds its

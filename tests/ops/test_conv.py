@@ -204,10 +204,12 @@ def test_filter_larger_than_padded_input():
                        filter_dilation=2)
 
 
-def test_runtime_shape_errors_name_the_op_and_the_line():
+@pytest.mark.parametrize("linker", ["numpy", "c"])
+def test_runtime_shape_errors_name_the_op_and_the_line(linker):
+    mode = ts.Mode(linker=linker)
     X, W = ts.dtensor4("x"), ts.dtensor4("w")
     y = ts.nnet.conv2d(X, W)  # created here
-    f = ts.function([X, W], y)
+    f = ts.function([X, W], y, mode=mode)
     with pytest.raises(OpRuntimeError) as e:
         f(_n(1, 3, 5, 5), _n(2, 2, 3, 3))
     msg = str(e.value)
@@ -215,7 +217,8 @@ def test_runtime_shape_errors_name_the_op_and_the_line():
     with pytest.raises(OpRuntimeError, match="larger than the input's width 2"):
         f(_n(1, 2, 5, 2), _n(2, 2, 3, 3))
     GY = ts.dtensor4("gy")
-    gw = ts.function([X, GY], Conv2dGradWeights((0, 0), (1, 1), (1, 1), 1, True)(X, GY, 3, 3))
+    gw = ts.function([X, GY], Conv2dGradWeights((0, 0), (1, 1), (1, 1), 1, True)(X, GY, 3, 3),
+                     mode=mode)
     with pytest.raises(OpRuntimeError, match=r"gradient has shape \(1, 2, 2, 3\), but 1 images "
                                              r"of 4x4 and 2 filters of 3x3 give \(1, 2, 2, 2\)"):
         gw(_n(1, 2, 4, 4), _n(1, 2, 2, 3))
@@ -288,3 +291,57 @@ def test_the_c_linker_runs_the_conv_ops():
     got = ts.function([X, W], outs, mode=ts.Mode(linker="c"))(x, w)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def _c_steps(nodes):
+    """The C linker's steps for `nodes`, checked to be the hand-written kernels."""
+    from tracesym.backend.c.linker import kernel_steps
+
+    steps = kernel_steps(nodes, ts.config.compiledir)
+    assert all(s.__module__ == "tracesym.backend.c.nnet" for s in steps)
+    return steps
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
+def test_c_kernels_match_the_numpy_ops(cfg, dtype, tol):
+    """The C steps of conv2d and its two gradients (im2col/col2im + GEMM) against the Ops'
+    numpy `perform`, for a batch and for an empty one."""
+    xs, ws, bm, sub, flip, dil, groups = cfg
+    params = (bm, sub, dil, groups, flip)
+    X, W, GY = (ts.tensor(dtype, (None,) * 4, name=n) for n in "x w gy".split())
+    y = Conv2d(*params)(X, W)
+    gx = Conv2dGradInputs(*params)(W, GY, shape_i(X, 2), shape_i(X, 3))
+    gw = Conv2dGradWeights(*params)(X, GY, shape_i(W, 2), shape_i(W, 3))
+    nodes = [y.owner, gx.owner, gw.owner]
+    steps = _c_steps(nodes)
+    for n in (xs[0], 0):
+        x, w = _n(n, *xs[1:]).astype(dtype), _n(*ws, seed=1).astype(dtype)
+        gy = _n(*ref_conv2d(x, w, bm, sub, flip, dil, groups).shape, seed=2)
+        gy = gy.astype(dtype)
+        args = [[x, w], [w, gy, np.int64(xs[2]), np.int64(xs[3])],
+                [x, gy, np.int64(ws[2]), np.int64(ws[3])]]
+        for node, step, a in zip(nodes, steps, args):
+            (got,), (want,) = step(list(a)), node.op.perform(node, list(a))
+            assert got.dtype == want.dtype == dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, abs(want).max(
+                initial=0)))
+
+
+def test_c_kernels_take_non_contiguous_inputs_and_chunks(monkeypatch):
+    """Inputs that are views are read correctly, and a batch split into several chunks of
+    patches gives what one chunk gives."""
+    from tracesym.backend.c import nnet
+
+    X, W, GY = (ts.dtensor4(n) for n in "x w gy".split())
+    params = ("half", (1, 1), (1, 1), 1, False)
+    nodes = [Conv2d(*params)(X, W).owner,
+             Conv2dGradInputs(*params)(W, GY, shape_i(X, 2), shape_i(X, 3)).owner,
+             Conv2dGradWeights(*params)(X, GY, shape_i(W, 2), shape_i(W, 3)).owner]
+    x = _n(5, 9, 6, 3).transpose(0, 3, 2, 1)  # (5, 3, 6, 9), not contiguous
+    w, gy = _n(4, 3, 3, 3, seed=1)[:, :, ::-1], _n(5, 4, 6, 9, seed=2)
+    args = [[x, w], [w, gy, 6, 9], [x, gy, 3, 3]]
+    want = [node.op.perform(node, list(a))[0] for node, a in zip(nodes, args)]
+    monkeypatch.setattr(nnet, "CHUNK_BYTES", 3 * 27 * 54 * 8)  # chunks of 3 and 2 images
+    for step, a, v in zip(_c_steps(nodes), args, want):
+        np.testing.assert_allclose(step(list(a))[0], v, rtol=1e-12, atol=1e-12)

@@ -180,11 +180,16 @@ def test_input_must_have_two_dims():
     assert "test_pool.py" in str(e.value)
 
 
-def test_gradient_shape_mismatch_at_run_time():
+@pytest.mark.parametrize("linker", ["numpy", "c"])
+def test_gradient_shape_mismatch_at_run_time(linker):
     X, GZ = ts.dtensor4("x"), ts.dtensor4("gz")
-    f = ts.function([X, GZ], MaxPoolGrad((2, 2), True, (2, 2), (0, 0), "max")(X, GZ))
+    mode = ts.Mode(linker=linker)
+    f = ts.function([X, GZ], MaxPoolGrad((2, 2), True, (2, 2), (0, 0), "max")(X, GZ), mode=mode)
     with pytest.raises(OpRuntimeError, match="pooled shape"):
         f(_n(1, 1, 4, 4), _n(1, 1, 3, 3))
+    g = ts.function([GZ], AvgPoolGrad((2, 2), True, (2, 2), (0, 0), "sum")(GZ, 4, 4), mode=mode)
+    with pytest.raises(OpRuntimeError, match=r"a 4x4 input pools to \(2, 2\)"):
+        g(_n(1, 1, 3, 3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,3 +240,48 @@ def test_the_c_linker_runs_the_pool_ops():
     got = ts.function([X], outs, mode=ts.Mode(linker="c"))(x)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("setting", SETTINGS, ids=[str(i) for i in range(len(SETTINGS))])
+def test_c_kernels_match_the_numpy_ops(setting, mode, dtype, tol):
+    """The C steps of pooling and its gradients against the Ops' numpy `perform`, with ties
+    (a coarse grid of values) and for an empty batch."""
+    from tracesym.backend.c.linker import kernel_steps
+
+    ws, ib, stride, pad = setting
+    params = (ws, ib, stride, pad, mode)
+    X, G = ts.tensor(dtype, (None,) * 4), ts.tensor(dtype, (None,) * 4)
+    z = Pool2d(*params)(X)
+    nodes = [z.owner]
+    if mode == "max":
+        nodes += [MaxPoolGrad(*params)(X, G).owner, MaxPoolGradGrad(*params)(X, G).owner]
+    else:
+        nodes.append(AvgPoolGrad(*params)(G, shape_i(X, -2), shape_i(X, -1)).owner)
+    steps = kernel_steps(nodes, ts.config.compiledir)
+    assert all(s.__module__ == "tracesym.backend.c.nnet" for s in steps)
+    for n in (2, 0):
+        x = np.round(_n(n, 3, 7, 6) * 2).astype(dtype)
+        pooled = nodes[0].op.perform(nodes[0], [x])[0]
+        gz, g = _n(*pooled.shape, seed=1).astype(dtype), _n(*x.shape, seed=2).astype(dtype)
+        args = [[x]] + ([[x, gz], [x, g]] if mode == "max" else [[gz, 7, 6]])
+        for node, step, a in zip(nodes, steps, args):
+            (got,), (want,) = step(list(a)), node.op.perform(node, list(a))
+            assert got.dtype == want.dtype == dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_c_max_pool_propagates_nan_and_integers_run_in_numpy():
+    from tracesym.backend.c.linker import kernel_steps
+
+    X = ts.dtensor4("x")
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, 1] = np.nan
+    (step,) = kernel_steps([ts.nnet.pool_2d(X, 2).owner], ts.config.compiledir)
+    got = step([x])[0]
+    assert np.isnan(got[0, 0, 0, 0]) and (got[0, 0, 1] == 0).all()
+    I = ts.tensor("int32", (None,) * 4)
+    (step,) = kernel_steps([ts.nnet.pool_2d(I, 2).owner], ts.config.compiledir)
+    xi = np.arange(32, dtype="int32").reshape(1, 2, 4, 4)
+    np.testing.assert_array_equal(step([xi])[0], ref_pool(xi, (2, 2)))

@@ -8,7 +8,8 @@ gradient of each is built from the other two: every order of derivative stays a 
 The numpy implementations are im2col + one batched BLAS product per call: the padded input is
 viewed as windows (`sliding_windows`, no copy), copied once into a (C*kh*kw, patches) matrix and
 multiplied by the filters.  The gradient with respect to the input adds the patch gradients back
-(`add_windows`), one vectorised slice-add per filter tap, never a loop over pixels.
+(`add_windows`), one vectorised slice-add per filter tap, never a loop over pixels.  These
+are the reference; the C linker runs the three Ops with C im2col/col2im (backend/c/nnet.py).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ pooling routes each output gradient to the window's maximum, the first one where
 (so the input gradient sums to the output gradient, as PyTorch's does); that routing is linear
 in the gradient, and `MaxPoolGrad` and `MaxPoolGradGrad` (reading the gradient at each
 window's maximum) are adjoints of each other.
+
+The numpy implementations here are the reference; the C linker runs these Ops with the C
+loops of backend/c/nnet.py.
 """
 
 from __future__ import annotations

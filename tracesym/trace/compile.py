@@ -4,8 +4,9 @@ Arguments annotated with a tensor type (`x: ts.fmatrix`) become placeholders of 
 Unannotated numpy arrays (and lists, which numpy would make arrays of) are typed from the
 call: the function is traced once per (dtype, ndim) signature and cached.  Python scalars,
 tuples and other objects are static: baked into the trace, and a new value traces again.
-A positional call with numpy arrays matching a traced signature skips argument binding and
-the key computation (`_fast`); anything else takes the general path.
+A positional call with numpy arrays matching a traced signature, the other parameters left
+to their (static) defaults, skips argument binding and the key computation (`_fast`);
+anything else takes the general path.
 `ts.update(shared, expr)` inside the function records an update.  Under `ts.eager()` (or
 `eager=True`) the function runs op by op on the real values.  Called with symbolic arguments
 (from inside another traced function) it is traced inline, like any Python function.
@@ -80,14 +81,13 @@ class CompiledFunction:
         self._annotations = _annotations(fn)
         self._cache: dict = {}
         self._last: Function | None = None
-        # fast path: (dtypes, ndims, Function, rebuild) per traced all-array signature; per
-        # parameter the native dtype and ndim an unannotated one needs, or dtype None for one
-        # annotated with a TensorType (any array: the Function converts and checks it)
+        # fast path: (number of arguments, checks, Function, rebuild) per traced signature
+        # called with positional arrays (`_add_fast`)
         self._fast: list = []
         self._n_fast = self._fast_arity()
 
     def _fast_arity(self) -> int:
-        """How many positional arguments a fast-path call has, or -1 when none can take it:
+        """How many positional arguments a fast-path call has at most, or -1 when none can:
         an eager function, a keyword-only parameter, or an annotation read at call time
         (`ts.matrix`, whose type follows `config.floatX`)."""
         params = self.signature.parameters.values()
@@ -173,39 +173,43 @@ class CompiledFunction:
 
     def __call__(self, *args, **kwargs):
         # outside any trace and `ts.eager()` (read inline: this path is the per-call cost)
-        if not kwargs and len(args) == self._n_fast and not (_state.eager_depth or _state.frames):
-            for dtypes, ndims, f, rebuild in self._fast:
-                i = 0
-                for a in args:
-                    if type(a) is not np.ndarray:
-                        break
-                    dt = dtypes[i]
-                    if dt is not None and (a.ndim != ndims[i] or (a.dtype is not dt and a.dtype != dt)):
-                        break
-                    i += 1
-                else:
-                    self._last = f
-                    out = f(*args)
-                    return out if rebuild is None else rebuild(out)
+        if not kwargs and len(args) <= self._n_fast and not (_state.eager_depth or _state.frames):
+            for a in args:
+                if type(a) is not np.ndarray:
+                    break
+            else:
+                for n, checks, f, rebuild in self._fast:
+                    if n != len(args):
+                        continue
+                    for i, dt, nd in checks:
+                        a = args[i]
+                        if a.ndim != nd or (a.dtype is not dt and a.dtype != dt):
+                            break
+                    else:
+                        self._last = f
+                        out = f._call(args)
+                        return out if rebuild is None else rebuild(out)
         bound = self._bind(args, kwargs)
         if self._symbolic_call(bound):
             return self.fn(*bound.args, **bound.kwargs)
         if self.eager or eager_enabled():
             return self._run_eager(bound)
         (f, rebuild), dynamic = self._entry(bound)
-        if not kwargs and len(args) == self._n_fast and all(type(a) is np.ndarray for a in args):
+        if (not kwargs and len(args) <= self._n_fast and len(dynamic) == len(args)
+                and all(type(a) is np.ndarray for a in args)):
             self._add_fast(dynamic, f, rebuild)
         out = f(*[v for _, _, v in dynamic])
         return out if rebuild is None else rebuild(out)
 
     def _add_fast(self, dynamic, f, rebuild):
-        """Let later calls with arrays of this signature skip binding and the key."""
+        """Let later calls with arrays of this signature skip binding and the key: per
+        unannotated argument (position, dtype, ndim) to match; an annotated one takes any
+        array (the Function converts or refuses it)."""
         if any(spec[2] is f for spec in self._fast):
             return
-        dtypes = tuple(None if isinstance(self._annotations.get(name), TensorType) else t.np_dtype
-                       for name, t, _ in dynamic)
-        ndims = tuple(t.ndim for _, t, _ in dynamic)
-        self._fast.append((dtypes, ndims, f, rebuild))
+        checks = tuple((i, t.np_dtype, t.ndim) for i, (name, t, _) in enumerate(dynamic)
+                       if not isinstance(self._annotations.get(name), TensorType))
+        self._fast.append((len(dynamic), checks, f, rebuild))
 
     @staticmethod
     def _symbolic_call(bound) -> bool:

@@ -1,6 +1,9 @@
 """The C linker: the optimized graph lowered once into a flat schedule over storage slots,
-elementwise nodes and reductions running generated C, products running numpy's matmul, and
-every other Op its numpy `perform`, all in the same schedule.
+elementwise nodes and reductions running generated C, products running numpy's matmul, Ops
+with a hand-written C step (`OP_STEPS`: convolution and pooling in `nnet.py`, softmax-like
+rows and argmax in `rows.py`, row increments of an embedding gradient in `scatter.py`)
+running that, and every other Op its numpy `perform`, all in
+the same schedule.
 
 All kernels of one function are rendered into one C module and compiled by one compiler call,
 cached on disk (`cache.py`).  Identical kernels (same program, dtypes, ndim) share code.
@@ -22,7 +25,11 @@ except where that is known at link time: constants, outputs of C kernels, and, i
 The contiguous loop runs only when every array operand is C-contiguous with the output's
 shape, the strided loop otherwise.  `runner.fallbacks` lists the nodes that run in numpy
 because the C backend has no kernel for them, with the reason; `runner.fresh` says which
-outputs are always new arrays no other output or input aliases.
+outputs of `runner.validated` are always new arrays no other output or input aliases.
+
+Where every node is an elementwise or reduction kernel, `runner.validated` is one C call
+(`entry.py`): the kernels run in order from one entry function over buffers planned once
+per layout of the arguments.
 """
 
 from __future__ import annotations
@@ -37,7 +44,14 @@ from ...ops.elemwise import Elemwise
 from ...ops.reduce import Reduce
 from ...trace.context import op_error
 from ..slots import Slots, checked_order
-from . import cache, cgen
+from . import cache, cgen, entry
+from .nnet import STEPS as _NNET_STEPS
+from .rows import STEPS as _ROWS_STEPS
+from .scatter import STEPS as _SCATTER_STEPS
+
+#: Op type -> make(node, compiledir): the step running a node of that Op with a hand-written
+#: kernel module, or None to run its `perform` (see `nnet.py`, `rows.py`, `scatter.py`)
+OP_STEPS = {**_NNET_STEPS, **_ROWS_STEPS, **_SCATTER_STEPS}
 
 
 def _ident(op) -> str:
@@ -68,6 +82,8 @@ def _plan(nodes):
                 fallbacks[node] = why
         elif isinstance(op, MatMul):
             kinds[k] = ("matmul", None)
+        elif type(op) in OP_STEPS:
+            kinds[k] = ("op", k)
         elif getattr(op, "program", None) is not None or isinstance(op, Elemwise):
             prog = program_of(node)
             scalars = _scalars(node)
@@ -102,11 +118,16 @@ def _partial(node, prog) -> str | None:
     return None
 
 
-def _compile(nodes, kinds, compiledir):
+def _compile(nodes, kinds, compiledir, whole=None):
     """One module holding every distinct kernel once, named after the first node that uses
-    it: (kernel key -> name, lib, ffi)."""
+    it: (kernel key -> name, lib, ffi).  `whole`: (program, input slots, output slots) of a
+    schedule that one entry runs (`entry.render`), added to the module."""
     names, parts, decls = {}, [], []
     for k, (kind, key) in kinds.items():
+        if kind == "op":  # its own module: the step itself goes in `names`
+            node = nodes[k]
+            names[key] = OP_STEPS[type(node.op)](node, compiledir) or _perform_step(node)
+            continue
         if kind == "matmul" or key in names:
             continue
         name = f"k{len(names)}_{_ident(nodes[k].op)}"
@@ -115,9 +136,13 @@ def _compile(nodes, kinds, compiledir):
                      else cgen.render_elemwise(name, *key))
         parts.append(src)
         decls.append(decl)
+    if whole is not None:  # the kernels' prototypes first: it may be a unit of its own
+        src, decl = entry.render(whole[0], names, *whole[1:])
+        parts.append("".join(decls) + src)
+        decls.append(decl)
     if not parts:
         return names, None, None
-    mod = cache.load(cgen.HEADER + "\n" + "\n".join(parts), "".join(decls), compiledir)
+    mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER)
     return names, mod.lib, mod.ffi
 
 
@@ -141,6 +166,8 @@ def _step(k, node, kinds, names, lib, ffi, private, trusted):
         return _reduce_step(node, lib, ffi, names[key], *key[1:3], private[0], trusted)
     if kind == "matmul":
         return _matmul_step(node, private[0])
+    if kind == "op":
+        return names[key]
     return _perform_step(node)
 
 
@@ -148,7 +175,6 @@ def link_c(graph, config):
     """The runner of `graph`: runner(input values) -> output values (see the module doc)."""
     nodes = checked_order(graph)
     kinds, fallbacks = _plan(nodes)
-    names, lib, ffi = _compile(nodes, kinds, config.compiledir)
     slot_of = Slots()
     init = slot_of.init
     in_slots = [slot_of(v) for v in graph.inputs]
@@ -165,6 +191,13 @@ def link_c(graph, config):
         if k in kinds and not getattr(node.op, "destroy_map", None):
             for v in node.outputs:
                 fresh[slot_of(v)] = k
+    # outputs made by a kernel that always allocates, and returned once, alias nothing
+    out_fresh = [i in fresh and out_slots.count(i) == 1 for i in out_slots]
+    whole = None
+    if entry.eligible(kinds, len(nodes), out_slots, {slot_of(v) for n in nodes for v in n.outputs}):
+        whole = ([(*kinds[k], ins_of(n), outs_of(n)) for k, n in enumerate(nodes)],
+                 in_slots, out_slots)
+    names, lib, ffi = _compile(nodes, kinds, config.compiledir, whole)
     private = set(fresh) - set(out_slots)
     last_read: dict[int, int] = {}
     for k, node in enumerate(nodes):
@@ -210,9 +243,27 @@ def link_c(graph, config):
     # for a caller that passes arrays of exactly the inputs' dtypes and ndims (a Function
     # checks its arguments; shared values are checked when set)
     run.validated = runner(typed | set(in_slots))
+    if whole is not None:
+        program = whole[0]
+        trusted = [steps[(k, True)] for k in range(len(nodes))]
+        per_node = run.validated
+        copies = [j for j, f in enumerate(out_fresh) if not f]
+
+        def slow(values):
+            """The per-node runner, its outputs made fresh as the entry's always are."""
+            res = per_node(values)
+            for j in copies:
+                res[j] = res[j].copy()
+            return res
+
+        run.validated = entry.fast_runner(
+            getattr(lib, entry.ENTRY), ffi,
+            lambda values: entry.make_plan(nodes, program, trusted, ffi, values, in_slots,
+                                           out_slots, init),
+            slow, len(in_slots), len(out_slots))
+        out_fresh = [True] * len(out_slots)
     run.fallbacks = fallbacks
-    # outputs made by a kernel that always allocates, and returned once, alias nothing
-    run.fresh = [i in fresh and out_slots.count(i) == 1 for i in out_slots]
+    run.fresh = out_fresh
     run.module = lib
     return run
 
@@ -289,7 +340,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
     destroy = {o: lst[0] for o, lst in getattr(node.op, "destroy_map", {}).items()}
     cached = [None] * len(out_dts)
     metas = {}
-    fb, cast = ffi.from_buffer, ffi.cast
+    fb = ffi.from_buffer
     perform = _perform_step(node)
 
     plain = not partial and not destroy  # every output a new array of the loop's shape
@@ -299,7 +350,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             _check(node, args, dts, nds)
         shapes = [args[i].shape for i in arrays]
         same = bool(shapes) and len(shapes[0]) == nd and shapes.count(shapes[0]) == len(shapes)
-        shape = shapes[0] if same else np.broadcast_shapes(
+        shape = shapes[0] if same else _broadcast(
             *shapes, *(args[i].shape for i in scalars), (1,) * nd)
         if plain and same:  # the common case, in short: outputs are contiguous, of `shape`
             outs = [_out_buffer(cached, j, shape, dt) if private[j] else np.empty(shape, dt)
@@ -314,7 +365,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             return run_strided(args, outs, shape)
         out_shapes = [shape] * len(out_dts)
         for j, deps in partial:
-            out_shapes[j] = np.broadcast_shapes(*(args[i].shape for i in deps))
+            out_shapes[j] = _broadcast(*(args[i].shape for i in deps))
         if partial and 0 in shape and any(0 not in s for s in out_shapes):
             # the loop runs zero times, but an output is not empty; copies keep it fresh
             return [r.copy() for r in perform(args)]
@@ -344,14 +395,55 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
         meta = metas.get(layout)
         if meta is None:
             meta = _remember(metas, layout, fb("int64_t[]", _meta(args, arrays, outs, shape, nd)))
-        status = strided(meta,
-                         *[cast("char *", a.ctypes.data) for a in args],
-                         *[cast("char *", o.ctypes.data) for o in outs])
+        status = strided(meta, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
         if status:
             _raise(status)
         return outs
 
+    def out_shapes(args):
+        shape = _broadcast(*[a.shape for a in args], (1,) * nd)
+        res = [shape] * len(out_dts)
+        for j, deps in partial:
+            res[j] = _broadcast(*(args[i].shape for i in deps))
+        return res
+
+    def layout_meta(args, outs):
+        """[1, n] where the contiguous loop runs over `args` and the C-contiguous `outs`,
+        else [0, strided metadata...]."""
+        shape = _broadcast(*[a.shape for a in args], (1,) * nd)
+        if all(args[i].shape == shape and args[i].flags.c_contiguous for i in arrays) and all(
+                o.shape == shape for o in outs):
+            return [1, math.prod(shape)]
+        return [0, *_meta(args, arrays, outs, shape, nd)]
+
+    step.out_shapes, step.layout_meta = out_shapes, layout_meta
     return step
+
+
+def _broadcast(*shapes) -> tuple:
+    """np.broadcast_shapes in a few hundred nanoseconds (numpy's takes microseconds: a step
+    computes it on every call); numpy's own raises the error of shapes that do not match."""
+    nd = max(map(len, shapes), default=0)
+    out = [1] * nd
+    for shape in shapes:
+        off = nd - len(shape)
+        for i, n in enumerate(shape, off):
+            if n != out[i]:
+                if out[i] == 1:
+                    out[i] = n
+                elif n != 1:
+                    return np.broadcast_shapes(*shapes)
+    return tuple(out)
+
+
+_FIRST = [(slice(0, 1),) * n for n in range(65)]
+
+
+def _ptr(fb, a):
+    """A `char *` to the first element of non-empty array `a` (`fb`: the module's
+    `ffi.from_buffer`), for any layout: a one-element view is C-contiguous, and making it
+    costs a third of `a.ctypes.data`."""
+    return fb(a if a.flags.c_contiguous else a[_FIRST[a.ndim]])
 
 
 def _raise(status):
@@ -393,26 +485,42 @@ def _reduce_step(node, lib, ffi, name, prog, scalars, private, trusted):
     out_dt = np.dtype(node.outputs[0].dtype)
     cached = [None]
     metas = {}
-    fb, cast = ffi.from_buffer, ffi.cast
+    fb = ffi.from_buffer
 
     prefix = keep == list(range(len(keep)))  # kept dims lead: the out shape is a slice
     one = arrays == [0] and len(dts) == 1  # one array operand: its layout is (shape, strides)
     last_layout = last_meta = None
 
-    def meta_of(layout, shape):
+    def meta_list(pairs, shape):
         """The int64 metadata: kept and reduced dim counts, the permuted shape, then each
-        array operand's broadcast byte strides in that order; remembered per layout."""
+        array operand's broadcast byte strides (from its (shape, strides) pair) in that order."""
+        m = [len(keep), len(rop.axis)] + [shape[d] for d in order]
+        for a_shape, a_strides in pairs:
+            st = [0] * (nd - len(a_shape)) + [0 if n == 1 else s
+                                              for n, s in zip(a_shape, a_strides)]
+            m += [st[d] for d in order]
+        return m
+
+    def meta_of(layout, shape):
+        """`meta_list` as a C array, remembered per layout."""
         nonlocal last_layout, last_meta
         meta = metas.get(layout)
         if meta is None:
-            m = [len(keep), len(rop.axis)] + [shape[d] for d in order]
-            for a_shape, a_strides in ((layout,) if one else layout):
-                st = [0] * (nd - len(a_shape)) + [0 if n == 1 else s
-                                                  for n, s in zip(a_shape, a_strides)]
-                m += [st[d] for d in order]
+            m = meta_list((layout,) if one else layout, shape)
             meta = _remember(metas, layout, fb("int64_t[]", np.array(m, dtype=np.int64)))
         last_layout, last_meta = layout, meta
         return meta
+
+    def out_shapes(args):
+        shape = _broadcast(*[a.shape for a in args])
+        if rop.keepdims:
+            return [tuple(1 if d in rop.axis else shape[d] for d in range(nd))]
+        return [tuple([shape[d] for d in keep])]
+
+    def layout_meta(args, outs):
+        """The metadata for `args`, the output being a new C-contiguous array."""
+        shape = _broadcast(*[a.shape for a in args])
+        return meta_list([(args[i].shape, args[i].strides) for i in arrays], shape)
 
     def step(args):
         if not trusted:
@@ -422,18 +530,16 @@ def _reduce_step(node, lib, ffi, name, prog, scalars, private, trusted):
             shape = a.shape
             layout = (shape, a.strides)
         else:
-            shape = np.broadcast_shapes(*[a.shape for a in args])
+            shape = _broadcast(*[a.shape for a in args])
             layout = tuple([(args[i].shape, args[i].strides) for i in arrays])
         kept = shape[:len(keep)] if prefix else tuple([shape[d] for d in keep])
         out = _out_buffer(cached, 0, kept, out_dt) if private else np.empty(kept, out_dt)
         if out.size:
             meta = last_meta if layout == last_layout else meta_of(layout, shape)
             if one:
-                status = fn(meta, fb(a) if a.flags.c_contiguous else cast("char *", a.ctypes.data),
-                            fb(out))
+                status = fn(meta, _ptr(fb, a), fb(out))
             else:
-                status = fn(meta, *[fb(a) if a.flags.c_contiguous else cast("char *", a.ctypes.data)
-                                    for a in args], fb(out))
+                status = fn(meta, *[_ptr(fb, a) for a in args], fb(out))
             if status:
                 cls, msg = cgen.STATUS[status]
                 kind = {"max": "maximum", "min": "minimum"}.get(rop.kind, rop.kind)
@@ -442,6 +548,7 @@ def _reduce_step(node, lib, ffi, name, prog, scalars, private, trusted):
             return [out.reshape(tuple(1 if d in rop.axis else shape[d] for d in range(nd)))]
         return [out]
 
+    step.out_shapes, step.layout_meta = out_shapes, layout_meta
     return step
 
 

@@ -1,0 +1,182 @@
+"""The whole-schedule entry (backend/c/entry.py): a function whose every node is a C kernel
+runs as one C call per layout-stable call.  Checked against the numpy linker on the
+unrewritten graph, across layouts the entry covers, ones it hands to the per-node runner,
+and kernel errors."""
+
+import numpy as np
+import pytest
+
+import tracesym as ts
+from tracesym.backend.c import entry
+from tracesym.errors import OpRuntimeError
+
+C = ts.Mode(linker="c")
+REF = ts.Mode(None, linker="numpy")
+
+
+def both(inputs, outputs, **kw):
+    return ts.function(inputs, outputs, mode=C, **kw), ts.function(inputs, outputs, mode=REF, **kw)
+
+
+def assert_same(got, want):
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def chain():
+    """Reductions between elementwise programs: several kernels, intermediates in buffers
+    the entry's plan owns, a keepdims reduction, a broadcast scalar input."""
+    x, s = ts.dmatrix("x"), ts.dscalar("s")
+    rows = ts.exp(x * s).sum(axis=1, keepdims=True)
+    y = ts.tanh(x / rows)
+    return both([x, s], [(y * y).sum(), ts.log1p(rows.max()), y])
+
+
+def test_a_schedule_of_kernels_is_one_entry(chain):
+    f, ref = chain
+    assert hasattr(f._run, "plans") and len(f.graph.toposort()) > 2
+    x = np.random.default_rng(0).normal(size=(4, 5))
+    got = f(x, 0.5)
+    assert_same(got, ref(x, 0.5))
+    assert len(f._run.plans) == 1  # one plan for this layout, the next call reuses it
+    again = f(x * 2, -0.5)
+    assert_same(again, ref(x * 2, -0.5))
+    assert len(f._run.plans) == 1
+    assert not np.shares_memory(got[2], again[2])  # outputs are new arrays every call
+
+
+def test_each_layout_gets_its_own_plan_and_others_run_per_node(chain):
+    f, ref = chain
+    rng = np.random.default_rng(1)
+    for shape in [(4, 5), (1, 7), (6, 1), (4, 5), (3, 3)]:
+        x = rng.normal(size=shape)
+        assert_same(f(x, 1.5), ref(x, 1.5))
+    big = rng.normal(size=(6, 8))
+    for x in [big[:, ::2], big.T, big[::-1], np.zeros((2, 0))]:
+        assert_same(f(x, 0.25), ref(x, 0.25))
+    plans = f._run.plans
+    assert sum(p is not False for p in plans.values()) == 4  # one per contiguous shape
+    assert all(p is False for k, p in plans.items() if 0 in k[0] or k[1] != (k[0][1] * 8, 8))
+
+
+def test_a_kernel_error_is_raised_by_the_per_node_runner():
+    a, b = ts.lvector("a"), ts.lvector("b")
+    f = ts.function([a, b], [(a ** b).sum(), (a * b).max()], mode=C)
+    assert hasattr(f._run, "plans")
+    np.testing.assert_array_equal(f(np.array([2, 3]), np.array([1, 2])), [11, 6])
+    with pytest.raises(OpRuntimeError, match="negative integer powers") as e:
+        f(np.array([2, 3]), np.array([1, -1]))
+    assert "test_c_entry.py" in str(e.value)
+    np.testing.assert_array_equal(f(np.array([2, 3]), np.array([2, 2])), [13, 6])
+
+
+def test_schedules_with_other_nodes_keep_the_per_node_runner():
+    x = ts.dmatrix("x")
+    xv = np.arange(4.0).reshape(2, 2)
+    f = ts.function([x], ts.exp(x @ x), mode=C)  # a product runs in numpy
+    assert not hasattr(f._run, "plans")
+    np.testing.assert_allclose(f(xv), np.exp(xv @ xv))
+    f = ts.function([x], [ts.exp(x), x], mode=C)  # an output that is an input
+    assert not hasattr(f._run, "plans")
+    e, same = f(xv)
+    np.testing.assert_allclose(e, np.exp(xv))
+    assert same is not xv and np.array_equal(same, xv)
+
+
+def test_updates_are_outputs_of_the_entry():
+    x = ts.dvector("x")
+    w = ts.shared(np.ones(3), name="w")
+    f = ts.function([x], (x * w).sum(), updates=[(w, ts.exp(x) + w)], mode=C)
+    assert hasattr(f._run, "plans")
+    assert f(np.zeros(3)) == 0
+    np.testing.assert_allclose(w.get_value(), 2.0)
+    assert f(np.ones(3)) == 6
+
+
+def test_shared_values_are_arguments_of_the_entry():
+    x = ts.dvector("x")
+    w = ts.shared(np.arange(3.0), name="w")
+    f, ref = both([x], (ts.exp(x) * w).sum())
+    assert hasattr(f._run, "plans")
+    np.testing.assert_allclose(f(np.ones(3)), ref(np.ones(3)))
+    w.set_value(np.arange(3.0)[::-1].copy())
+    np.testing.assert_allclose(f(np.ones(3)), ref(np.ones(3)))
+    w.set_value(np.arange(6.0)[::2])  # a view: the per-node runner takes it
+    np.testing.assert_allclose(f(np.ones(3)), ref(np.ones(3)))
+
+
+def test_entry_source_calls_each_kernel_with_its_slots():
+    program = [("elemwise", "e", [0, 1], [2]), ("reduce", "r", [2], [3])]
+    src, decl = entry.render(program, {"e": "k0_add", "r": "k1_sum"}, [0, 1], [3])
+    assert src == (
+        "int ts_entry(int64_t **m, char **t, char *i0, char *i1, char *o0)\n"
+        "{\n"
+        "  int s;\n"
+        "  s = m[0][0] ? k0_add_contig(m[0][1], i0, i1, t[0])"
+        " : k0_add_strided(m[0] + 1, i0, i1, t[0]);\n"
+        "  if (s) return s;\n"
+        "  s = k1_sum(m[1], t[0], o0);\n"
+        "  if (s) return s;\n"
+        "  return 0;\n"
+        "}\n")
+    assert decl == "int ts_entry(int64_t **m, char **t, char *i0, char *i1, char *o0);\n"
+
+
+def test_intermediates_share_buffers_once_dead(rng):
+    x = ts.dmatrix("x")
+    y = x
+    for k in range(4):  # each value is read by a reduction and by the next elementwise step
+        r = y.max(axis=1, keepdims=True) if k % 2 else y.sum(axis=1, keepdims=True)
+        y = ts.tanh(y - r)
+    f, ref = both([x], y.sum())
+    assert hasattr(f._run, "plans")
+    xv = rng.normal(size=(5, 7))
+    for _ in range(3):
+        np.testing.assert_allclose(f(xv), ref(xv), rtol=1e-12)
+    (plan,) = f._run.plans.values()
+    nodes = f.graph.toposort()
+    intermediates = sum(len(n.outputs) for n in nodes) - 1
+    buffers = {id(b) for b in plan.keep if isinstance(b, np.ndarray) and b.dtype == np.uint8}
+    assert intermediates >= 6 and len(buffers) <= intermediates // 2 + 1  # + the output's
+
+
+def test_first_element_pointer_of_any_layout():
+    import cffi
+
+    from tracesym.backend.c.linker import _ptr
+
+    ffi = cffi.FFI()
+    base = np.arange(60.0).reshape(3, 4, 5)
+    views = [base, base[:, 1:3, ::2], base[::-1, :, ::-1], base.T, base[1], base[1, 2:, 3],
+             np.broadcast_to(np.arange(5.0), (4, 5)), np.zeros(()), base[:1, :1, :1]]
+    for a in views:
+        got = int(ffi.cast("intptr_t", _ptr(ffi.from_buffer, a)))
+        assert got == a.__array_interface__["data"][0]
+
+
+def test_broadcast_shapes_agrees_with_numpy(rng):
+    from tracesym.backend.c.linker import _broadcast
+
+    for _ in range(500):
+        shapes = [tuple(int(d) for d in rng.choice([0, 1, 2, 3], size=rng.integers(0, 4)))
+                  for _ in range(rng.integers(1, 4))]
+        try:
+            want = np.broadcast_shapes(*shapes)
+        except ValueError as e:
+            with pytest.raises(ValueError, match="mismatch"):
+                _broadcast(*shapes)
+            assert "mismatch" in str(e)
+            continue
+        assert _broadcast(*shapes) == want
+    assert _broadcast() == ()
+
+
+def test_shapes_that_do_not_broadcast_are_the_per_node_runners_error():
+    x, y = ts.dvector("x"), ts.dvector("y")
+    f = ts.function([x, y], (ts.exp(x) * y).sum(), mode=C)
+    assert hasattr(f._run, "plans")
+    with pytest.raises(OpRuntimeError, match=r"float64\[3\], float64\[4\]"):
+        f(np.ones(3), np.ones(4))
+    assert f(np.zeros(3), np.ones(3)) == 3.0

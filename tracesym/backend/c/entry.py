@@ -1,0 +1,176 @@
+"""One C call per function call, where every node of the schedule is a C kernel.
+
+For such a schedule the linker renders, in the kernels' own module, an entry function that
+calls every kernel in order (`render`): graph inputs and outputs are its pointer arguments,
+intermediates and constants come from a table of pointers, and each kernel's metadata
+(element count of a contiguous loop, or the strided loop's or reduction's int64 layout) from
+a table of metadata pointers.
+
+Both tables depend only on the layout (shape and strides) of the arguments, so they are
+built once per layout (`Plan`) and kept: a plan owns the intermediates' buffers, reused by
+every call with that layout (private buffers, as in the module doc of `linker`).  A call
+then costs the layout check, one `np.empty` per output and the one C call (`fast_runner`).
+Layouts a plan does not cover (zero-size arrays, non-contiguous arguments, shapes that do not
+broadcast) and kernels that report a status (a numpy error) go to the per-node runner, which
+runs or raises as usual.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ENTRY = "ts_entry"
+
+
+def eligible(kinds, n_nodes, out_slots, made) -> bool:
+    """Whether one entry can run the whole schedule: every node is an elementwise or reduction
+    kernel, and every output is made by one of them (in `made`), returned once.  The entry
+    gives every node a buffer of its own, so the outputs are new arrays even where a node is
+    in place (`destroy_map`): its input is then left as it was, which no later node reads."""
+    return (n_nodes > 0 and all(kinds.get(k, ("",))[0] in ("elemwise", "reduce")
+                                for k in range(n_nodes))
+            and set(out_slots) <= made and len(set(out_slots)) == len(out_slots))
+
+
+def render(program, names, in_slots, out_slots) -> tuple[str, str]:
+    """(C source, cdef) of `ts_entry(m, t, i0.., o0..)`.  `program`: per node (kind, kernel
+    key, input slots, output slots); `names`: kernel key -> C name.  m[k] is node k's
+    metadata: for an elementwise node [1, n] (contiguous loop over n elements) or [0, strided
+    metadata...]; t[j] the pointer of the j-th other slot (in order of `table_slots`)."""
+    where = {s: f"i{j}" for j, s in enumerate(in_slots)}
+    where.update({s: f"o{j}" for j, s in enumerate(out_slots)})
+    for j, s in enumerate(table_slots(program, in_slots, out_slots)):
+        where[s] = f"t[{j}]"
+    params = ", ".join(["int64_t **m", "char **t"] + [f"char *i{j}" for j in range(len(in_slots))]
+                       + [f"char *o{j}" for j in range(len(out_slots))])
+    src = [f"int {ENTRY}({params})", "{", "  int s;"]
+    for k, (kind, key, ins, outs) in enumerate(program):
+        ptrs = ", ".join(where[s] for s in ins + outs)
+        name = names[key]
+        if kind == "elemwise":
+            src.append(f"  s = m[{k}][0] ? {name}_contig(m[{k}][1], {ptrs})"
+                       f" : {name}_strided(m[{k}] + 1, {ptrs});")
+        else:
+            src.append(f"  s = {name}(m[{k}], {ptrs});")
+        src.append("  if (s) return s;")
+    src += ["  return 0;", "}"]
+    return "\n".join(src) + "\n", f"int {ENTRY}({params});\n"
+
+
+def table_slots(program, in_slots, out_slots) -> list:
+    """The slots the entry reads from its pointer table: intermediates and constants."""
+    args = set(in_slots) | set(out_slots)
+    seen = []
+    for _, _, ins, outs in program:
+        for s in ins + outs:
+            if s not in args and s not in seen:
+                seen.append(s)
+    return seen
+
+
+class Plan:
+    """The entry's tables for one layout of the arguments, with the buffers they point to;
+    `outs`: (shape, dtype) of each output."""
+
+    def __init__(self, ffi, metas, table, keep, outs):
+        self.m = ffi.new("int64_t *[]", metas)
+        self.t = ffi.new("char *[]", max(len(table), 1))
+        for j, p in enumerate(table):
+            self.t[j] = p
+        self.keep = keep  # the arrays and cdata the tables point into
+        self.outs = outs
+
+
+def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
+    """The `Plan` for arguments `values`, or None when the entry does not cover their layout.
+    `steps[k]` is node k's (elementwise or reduction) step: `out_shapes(args)` gives the
+    shapes of its outputs, `layout_meta(args, outs)` the metadata of its kernel.  An
+    intermediate's buffer is reused by a later intermediate of the same size once its last
+    reader has run, so a plan holds about what the per-node runner's peak does."""
+    if not all(a.flags.c_contiguous and a.size for a in values):
+        return None
+    arrays = {s: init[s] for s in range(len(init)) if init[s] is not None}
+    arrays.update(zip(in_slots, values))
+    returned = set(out_slots)
+    last = {}
+    for k, (_, _, ins, outs) in enumerate(program):
+        last.update((o, k) for o in outs)  # an output nobody reads dies where it is made
+        last.update((i, k) for i in ins)
+    bufs = {}  # intermediate slot -> its bytes
+    free: dict[int, list] = {}  # nbytes -> bytes of intermediates that are dead
+    keep, metas = [], []
+    for k, (node, (_, _, ins, oslots)) in enumerate(zip(nodes, program)):
+        args = [arrays[s] for s in ins]
+        try:
+            shapes = steps[k].out_shapes(args)
+        except ValueError:  # shapes that do not broadcast: the per-node runner says where
+            return None
+        if any(0 in sh for sh in shapes):
+            return None
+        for s, sh, v in zip(oslots, shapes, node.outputs):
+            dt = np.dtype(v.type.dtype)
+            nbytes = math.prod(sh) * dt.itemsize
+            pool = free.get(nbytes)
+            if s in returned:  # a sample of its layout: each call allocates its own
+                buf = np.empty(nbytes, np.uint8)
+            elif pool:
+                buf = bufs[s] = pool.pop()
+            else:
+                buf = bufs[s] = np.empty(nbytes, np.uint8)
+                keep.append(buf)
+            arrays[s] = buf.view(dt).reshape(sh)
+        meta = np.asarray(steps[k].layout_meta(args, [arrays[s] for s in oslots]), np.int64)
+        keep.append(meta)
+        metas.append(ffi.from_buffer("int64_t[]", meta))
+        for s in set(ins + oslots):
+            if last[s] == k and s in bufs:
+                free.setdefault(bufs[s].size, []).append(bufs.pop(s))
+    table = [ffi.cast("char *", arrays[s].ctypes.data)  # a constant may be any view: its
+             for s in table_slots(program, in_slots, out_slots)]  # strides are in the metadata
+    keep += [init[s] for s in range(len(init)) if init[s] is not None] + metas
+    return Plan(ffi, metas, table, keep,
+                [(arrays[s].shape, arrays[s].dtype) for s in out_slots])
+
+
+def fast_runner(fn, ffi, plan_for, slow, n_in, n_out):
+    """`run(values)` calling entry `fn` once with the plan of the arguments' layout (made by
+    `plan_for(values)`, None where the entry does not apply: `slow(values)` runs instead).
+    The current plan's fields sit in one list, `cur`: [layout, m, t, plan, shape0, dtype0, ...]
+    (the plan itself keeps alive the buffers m and t point into)."""
+    vs = "".join(f"v{j}, " for j in range(n_in))
+    key = "(" + "".join(f"v{j}.shape, v{j}.strides, " for j in range(n_in)) + ")"
+    src = ["def run(values):"]
+    if n_in:
+        src.append(f"    {vs}= values")
+    src += [f"    key = {key}",
+            "    if key != cur[0] and not switch(key, values):",
+            "        return slow(values)"]
+    src += [f"    o{j} = empty(cur[{4 + 2 * j}], cur[{5 + 2 * j}])" for j in range(n_out)]
+    args = "".join(f"fb(v{j}), " for j in range(n_in)) + "".join(
+        f"fb(o{j}), " for j in range(n_out))
+    src += [f"    if fn(cur[1], cur[2], {args}):",
+            "        return slow(values)",
+            f"    return [{''.join(f'o{j}, ' for j in range(n_out))}]"]
+    plans = {}
+    cur = [None]
+
+    def switch(key, values):
+        """Make the plan of layout `key` current; False where there is none."""
+        plan = plans.get(key)
+        if plan is None:
+            if len(plans) >= 8:
+                plans.clear()
+            plan = plans[key] = plan_for(values) or False
+        if plan is False:
+            return False
+        cur[:] = [key, plan.m, plan.t, plan] + [x for out in plan.outs for x in out]
+        return True
+
+    scope = {"cur": cur, "switch": switch, "slow": slow, "empty": np.empty, "fn": fn,
+             "fb": ffi.from_buffer}
+    exec(compile("\n".join(src) + "\n", "<tracesym entry>", "exec"), scope)
+    run = scope["run"]
+    run.plans = plans
+    return run

@@ -1,0 +1,253 @@
+"""C steps for row-wise Ops over the last axis: `Softmax`, `LogSoftmax` and
+`SoftmaxCrossEntropy` (ops/nnet.py), and argmax / argmin (`ArgReduce`, ops/reduce.py).
+
+Per row the maximum (NaN-propagating, as numpy's), x - max, exp of that (one SIMD loop over
+the whole array, so short rows vectorize too), its sum accumulated in double, then
+exp(x - max) / sum, (x - max) - log(sum), or the cross-entropy (max - x[label]) + log(sum):
+the formulas of the Ops' `perform`, with work space kept between calls instead of numpy's
+temporaries.  Float32 and float64, the output of the input's dtype (argmax / argmin: also
+int32, int64 and uint8; numpy's rule, the first NaN or else the first extreme); other dtypes,
+other axes and empty arrays run the `perform`, which also raises the error for a label out
+of range (the kernel reports the row).
+The loops are serial (an OpenMP `parallel for simd` made the exp loop 5x slower when it
+ran on one thread).  One fixed module holds every kernel, compiled once per cache directory.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ...ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy
+from ...ops.reduce import ArgReduce
+from . import cache
+
+_DECLS = """
+void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, int logsm);
+int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k);
+"""
+
+# Three flat passes, so that exp runs as one SIMD loop over all n*k elements (libmvec) even
+# when rows are short (W3's are 10 wide): o = x - rowmax (mx[i] = the max), e = exp(o), then
+# per row the sum of e and the result.
+_TEMPLATE = r"""
+static void ts_shift_{t}(const {T} *restrict x, {T} *restrict o, {T} *restrict mx,
+                         int64_t n, int64_t k) {
+  for (int64_t i = 0; i < n; i++) {
+    const {T} *r = x + i * k;
+    {T} m = r[0];
+    for (int64_t j = 1; j < k; j++) m = (r[j] > m || isnan(r[j])) ? r[j] : m;
+    mx[i] = m;
+    {T} *q = o + i * k;
+    #pragma omp simd
+    for (int64_t j = 0; j < k; j++) q[j] = r[j] - m;
+  }
+}
+
+static void ts_exp_{t}(const {T} *a, {T} *e, int64_t len) {
+  #pragma omp simd
+  for (int64_t i = 0; i < len; i++) e[i] = {exp}(a[i]);
+}
+
+static inline double ts_rowsum_{t}(const {T} *restrict e, int64_t k) {
+  double s = 0;
+  #pragma omp simd reduction(+:s)
+  for (int64_t j = 0; j < k; j++) s += e[j];
+  return s;
+}
+
+/* softmax (logsm = 0) or logsoftmax (logsm = 1) of n rows of k elements; mx (n) and
+   w (n * k, logsoftmax only) are work space */
+void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, int logsm) {
+  ts_shift_{t}(x, out, mx, n, k);
+  ts_exp_{t}(out, logsm ? w : out, n * k);
+  for (int64_t i = 0; i < n; i++) {
+    {T} *restrict o = out + i * k;
+    if (logsm) {
+      const {T} ls = {log}(({T})ts_rowsum_{t}(w + i * k, k));
+      #pragma omp simd
+      for (int64_t j = 0; j < k; j++) o[j] = o[j] - ls;
+    } else {
+      const {T} d = ({T})ts_rowsum_{t}(o, k);
+      #pragma omp simd
+      for (int64_t j = 0; j < k; j++) o[j] = o[j] / d;
+    }
+  }
+}
+
+/* -log(softmax(row)[label]) per row, mx (n) and w (n * k) work space; 1 + the first row
+   whose label is out of [0, k) */
+int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < n; i++)
+    if (labels[i] < 0 || labels[i] >= k) return i + 1;
+  ts_shift_{t}(x, w, mx, n, k);
+  ts_exp_{t}(w, w, n * k);
+  for (int64_t i = 0; i < n; i++)
+    out[i] = (mx[i] - x[i * k + labels[i]]) + {log}(({T})ts_rowsum_{t}(w + i * k, k));
+  return 0;
+}
+"""
+
+_ARG_DECL = "void ts_argreduce_rows_{t}({T} *x, int64_t *out, int64_t n, int64_t k, int mn);\n"
+
+# numpy's rule: the first NaN wins, else the first extreme (`v != v` is false for integers)
+_ARG_TEMPLATE = r"""
+void ts_argreduce_rows_{t}({T} *x, int64_t *out, int64_t n, int64_t k, int mn) {
+  for (int64_t i = 0; i < n; i++) {
+    const {T} *r = x + i * k;
+    {T} m = r[0];
+    int64_t b = 0;
+    if (m == m)
+      for (int64_t j = 1; j < k; j++) {
+        const {T} v = r[j];
+        if (v != v) { b = j; break; }
+        if (mn ? v < m : v > m) { m = v; b = j; }
+      }
+    out[i] = b;
+  }
+}
+"""
+
+_TYPES = {"float32": ("float", "expf", "logf"), "float64": ("double", "exp", "log")}
+_ARG_TYPES = {**_TYPES, "int32": ("int32_t",), "int64": ("int64_t",), "uint8": ("uint8_t",)}
+
+
+def _fill(text, t):
+    T, *fns = _ARG_TYPES[t]
+    text = text.replace("{T}", T).replace("{t}", t)
+    return text.replace("{exp}", fns[0]).replace("{log}", fns[1]) if fns else text
+
+
+@functools.lru_cache(maxsize=None)
+def _module(compiledir):
+    head = ["#include <stdint.h>", "#include <math.h>", "#ifdef TS_LIBMVEC"]
+    for _, exp, log in _TYPES.values():
+        for fn in (exp, log):
+            t = "float" if fn.endswith("f") else "double"
+            head.append(f"#pragma omp declare simd notinbranch\n{t} ({fn})({t});")
+    head.append("#endif")
+    src = "".join(_fill(_TEMPLATE, t) for t in _TYPES) + "".join(
+        _fill(_ARG_TEMPLATE, t) for t in _ARG_TYPES)
+    decls = "".join(_fill(_DECLS, t) for t in _TYPES) + "".join(
+        _fill(_ARG_DECL, t) for t in _ARG_TYPES)
+    return cache.load(src, decls, compiledir,
+                      header="\n".join(head) + "\n")
+
+
+class _Work:
+    """A step's work space, kept between calls (as the linker's private buffers are: a
+    compiled function is not reentrant): `work(n, m)` -> arrays of n and m elements."""
+
+    def __init__(self, dtype):
+        self.dtype, self.bufs = dtype, (np.empty(0, dtype), np.empty(0, dtype))
+
+    def __call__(self, n, m):
+        a, b = self.bufs
+        if a.size < n or b.size < m:
+            a, b = self.bufs = (np.empty(max(n, a.size), self.dtype),
+                                np.empty(max(m, b.size), self.dtype))
+        return a, b
+
+
+def _float_dtype(node):
+    """The dtype of the node's float input and output, when they agree; else None."""
+    dt = node.outputs[0].dtype
+    x = node.inputs[0]
+    if dt not in _TYPES or x.dtype != dt or x.ndim == 0:
+        return None
+    return dt
+
+
+def _last_axis(node):
+    axis = node.op.axis
+    return axis == (node.inputs[0].ndim - 1,) or axis == node.inputs[0].ndim - 1
+
+
+def _softmax(node, compiledir):
+    dt = _float_dtype(node)
+    if dt is None or not _last_axis(node):
+        return None
+    mod = _module(compiledir)
+    fn = getattr(mod.lib, f"ts_softmax_rows_{dt}")
+    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    log = int(isinstance(node.op, LogSoftmax))
+    perform = node.op.perform
+    nd = node.inputs[0].ndim
+    work = _Work(dt)
+
+    def step(args):
+        x = args[0]
+        if type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd or not x.size:
+            return list(perform(node, args))
+        x = np.ascontiguousarray(x)
+        out = np.empty(x.shape, dt)
+        k = x.shape[-1]
+        mx, w = work(x.size // k, x.size if log else 1)
+        fn(fb(ctype, x), fb(ctype, out), fb(ctype, mx), fb(ctype, w), x.size // k, k, log)
+        return [out]
+
+    return step
+
+
+def _softmax_cross_entropy(node, compiledir):
+    dt = _float_dtype(node)
+    if dt is None or not _last_axis(node):
+        return None
+    mod = _module(compiledir)
+    fn = getattr(mod.lib, f"ts_sce_rows_{dt}")
+    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    perform = node.op.perform
+    nd = node.inputs[0].ndim
+    work = _Work(dt)
+
+    def step(args):
+        x, labels = args
+        if (type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd or not x.size
+                or type(labels) is not np.ndarray or labels.dtype.kind not in "iu"
+                or labels.shape != x.shape[:-1]):
+            return list(perform(node, args))  # numpy's result, or its error
+        if labels.dtype == np.uint64 and labels.max() > np.iinfo(np.int64).max:
+            return list(perform(node, args))
+        x = np.ascontiguousarray(x)
+        lab = np.ascontiguousarray(labels, dtype=np.int64)
+        out = np.empty(x.shape[:-1], dt)
+        k = x.shape[-1]
+        mx, w = work(x.size // k, x.size)
+        if fn(fb(ctype, x), fb("int64_t[]", lab), fb(ctype, out), fb(ctype, mx), fb(ctype, w),
+              x.size // k, k):
+            return list(perform(node, args))  # a label out of range: perform's error
+        return [out]
+
+    return step
+
+
+def _argreduce(node, compiledir):
+    """argmax / argmin along the last axis (or of a vector)."""
+    x = node.inputs[0]
+    op = node.op
+    last = op.axis == x.ndim - 1 or (op.axis is None and x.ndim == 1)
+    if x.dtype not in _ARG_TYPES or x.ndim == 0 or not last:
+        return None
+    mod = _module(compiledir)
+    fn = getattr(mod.lib, f"ts_argreduce_rows_{x.dtype}")
+    fb, ctype = mod.ffi.from_buffer, f"{_ARG_TYPES[x.dtype][0]}[]"
+    mn = int(op.kind == "argmin")
+    perform = op.perform
+
+    def step(args):
+        a = args[0]
+        if type(a) is not np.ndarray or a.dtype != x.dtype or a.ndim != x.ndim or not a.size:
+            return list(perform(node, args))  # numpy's result, or its error for an empty axis
+        a = np.ascontiguousarray(a)
+        k = a.shape[-1]
+        out = np.empty(a.shape[:-1] + ((1,) if op.keepdims else ()), np.int64)
+        fn(fb(ctype, a), fb("int64_t[]", out), a.size // k, k, mn)
+        return [out]
+
+    return step
+
+
+#: Op type -> make(node, compiledir): the node's C step, or None where it runs `perform`
+STEPS = {Softmax: _softmax, LogSoftmax: _softmax, SoftmaxCrossEntropy: _softmax_cross_entropy,
+         ArgReduce: _argreduce}
