@@ -6,12 +6,13 @@ hs @ Wy + by and the cross-entropy over all 100 x 32 steps act on the stacked hi
 (lr 0.5) updates Wx, Wh, b, Wy, by.
 
 Compared: numpy with a Python loop and hand-written BPTT (the reference), tracesym written as a
-user would (`ts.scan`, `ts.grad`, updates), and JAX (`lax.scan`) when installed.  The first
+user would (`ts.scan`, `ts.grad`, updates), and, when installed, PyTensor's scan in C (mode
+"CVM") and JAX (`lax.scan`).  The first
 costs and the parameters after them are checked against numpy before anything is timed.  Also
 printed: the per-step overhead of scan on an almost empty step (a scalar add) against a Python
 loop doing the same in numpy, and the cold compile time of the train function.
 
-Run: python bench/w5_lstm.py [--quick] [--no-compile-times] [--only tracesym,jax]
+Run: python bench/w5_lstm.py [--quick] [--no-compile-times] [--only tracesym,"jax jit"]
 """
 
 import _harness as H  # noqa: I001  (first: environment and allocator)
@@ -147,6 +148,44 @@ class TracesymLSTM:
         return [v.get_value(borrow=True) for v in self.sh]
 
 
+class PyTensorLSTM:
+    """PyTensor's scan in C (mode "CVM"; its 3.x default is numba), the learning rate a
+    float32 constant so that every update stays float32."""
+
+    def __init__(self, x, y):
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.tensor.special import log_softmax
+
+        self.sh = [pytensor.shared(p, name=n) for p, n in zip(init_params(), NAMES)]
+        Wx, Wh, b, Wy, by = self.sh
+        xs, ys = pt.imatrix("x"), pt.imatrix("y")
+
+        def step(a_x, h, c, Wh):
+            a = a_x + h @ Wh
+            i, f = pt.sigmoid(a[:, :HID]), pt.sigmoid(a[:, HID:2 * HID])
+            g, o = pt.tanh(a[:, 2 * HID:3 * HID]), pt.sigmoid(a[:, 3 * HID:])
+            c_new = f * c + i * g
+            return o * pt.tanh(c_new), c_new
+
+        zero = pt.zeros((BATCH, HID), dtype="float32")
+        hs, _ = pytensor.scan(step, sequences=[Wx[xs] + b], outputs_info=[zero, zero],
+                              non_sequences=[Wh], return_updates=False)
+        logp = log_softmax(hs.reshape((T * BATCH, HID)) @ Wy + by, axis=1)
+        cost = -logp[pt.arange(T * BATCH), ys.flatten()].mean()
+        grads = pytensor.grad(cost, self.sh)
+        lr = np.float32(LR)
+        self.f = pytensor.function([xs, ys], cost, mode="CVM",
+                                   updates=[(v, v - lr * g) for v, g in zip(self.sh, grads)])
+        self.x, self.y = x, y
+
+    def step(self):
+        return self.f(self.x, self.y)
+
+    def params(self):
+        return [v.get_value(borrow=True) for v in self.sh]
+
+
 class JaxLSTM:
     def __init__(self, x, y):
         import jax
@@ -187,11 +226,34 @@ class JaxLSTM:
 
 
 SYSTEMS = {"numpy": ("numpy", NumpyLSTM), "tracesym": ("tracesym", TracesymLSTM),
-           "jax jit": ("jax", JaxLSTM)}
+           "pytensor C (CVM)": ("pytensor", PyTensorLSTM), "jax jit": ("jax", JaxLSTM)}
 
 
-def overhead(n=2000):
-    """Seconds per step of an almost empty step: scan vs a Python loop over numpy scalars."""
+def _overhead_peers(xv, systems, skipped):
+    """The one-add loop in PyTensor's scan (C) and JAX's lax.scan, where importable."""
+    if "pytensor C (CVM)" in systems and H.peer("pytensor", skipped) is not None:
+        import pytensor
+        import pytensor.tensor as pt
+
+        x = pt.dvector("x")
+        zero = pt.constant(np.float64(0.0))  # pt.constant(0.0) is float32 (autocast)
+        out = pytensor.scan(lambda a, h: h + a, sequences=x, outputs_info=zero,
+                            return_updates=False)
+        pf = pytensor.function([x], out[-1], mode="CVM")
+        systems["pytensor C (CVM)"] = lambda: pf(xv)
+    if "jax jit" in systems and H.peer("jax", skipped) is not None:
+        import jax
+        from jax import lax
+
+        jax.config.update("jax_enable_x64", True)
+        jf = jax.jit(lambda v: lax.scan(lambda h, a: (h + a, None), 0.0, v)[0])
+        xj = jax.numpy.asarray(xv)
+        systems["jax jit"] = lambda: jf(xj).block_until_ready()
+
+
+def overhead(n=2000, names=(), skipped=None):
+    """Seconds per step of an almost empty step: scan vs a Python loop over numpy scalars (and
+    the peers' loops among `names`)."""
     import tracesym as ts
 
     x = ts.dvector("x")
@@ -205,8 +267,13 @@ def overhead(n=2000):
             h = np.add(h, a)
         return h
 
-    np.testing.assert_allclose(f(xv), python_loop())
-    stats = H.bench({"numpy": python_loop, "tracesym": lambda: f(xv)}, rounds=5, inner=3)
+    systems = {"numpy": python_loop, "tracesym": lambda: f(xv)}
+    peers = {name: None for name in names if name not in systems}
+    _overhead_peers(xv, peers, {} if skipped is None else skipped)
+    systems.update((k, v) for k, v in peers.items() if v is not None)
+    for name, fn in systems.items():
+        np.testing.assert_allclose(float(fn()), python_loop(), err_msg=name)
+    stats = H.bench(systems, rounds=5, inner=3)
     for s in stats.values():
         for k in ("median", "min", "max"):
             s[k] /= n
@@ -232,25 +299,17 @@ def main():
     objs, first = H.build_trainers(SYSTEMS, args.only, (x, y), CHECK_STEPS, skipped)
     H.env_report()
 
-    ref_costs, ref_params = first["numpy"][1], first["numpy"][2]
-    print(f"# numpy costs of the first {CHECK_STEPS} steps: " + " ".join(f"{c:.6f}" for c in ref_costs))
-    for name in [n for n in objs if n != "numpy"]:
-        _, costs, params = first[name]
-        ok = H.check(f"W5 {name} costs", costs, ref_costs, 1e-4, failures)
-        for label, p, pr in zip(NAMES, params, ref_params):
-            ok &= H.check(f"W5 {name} {label} after {CHECK_STEPS} steps", p, pr, 1e-3, failures)
-        if not ok:
-            del objs[name]
+    H.check_trainers("W5", objs, first, NAMES, CHECK_STEPS, 1e-4, 1e-3, failures)
 
     stats = H.bench({n: o.step for n, o in objs.items()}, rounds=3 if args.quick else 7, inner=2)
     H.report(f"W5 time per train step, LSTM {T} steps x batch {BATCH}, hidden {HID}, float32", stats)
     print("# build + compile + first steps, in process: "
           + ", ".join(f"{n} {first[n][0]:.2f} s" for n in objs if n != "numpy"))
-    overhead(500 if args.quick else 2000)
+    overhead(500 if args.quick else 2000, list(objs), skipped)
 
     if not args.no_compile_times:
-        children = [n for n in ("tracesym", "jax jit") if n in objs]
-        results = {n: H.cold_warm(os.path.abspath(__file__), n) for n in children}
+        children = [n for n in ("tracesym", "pytensor C (CVM)", "jax jit") if n in objs]
+        results = {n: H.cold_warm(os.path.abspath(__file__), n, timeout=600) for n in children}
         if results:
             H.report_compile("W5 compile time of the train function", results)
     H.print_skipped(skipped)

@@ -95,7 +95,8 @@ class IndexingError(TracesymError, IndexError):
 class ScanError(TracesymError, TypeError):
     """A `ts.scan` loop is ill-formed: its step function returned the wrong number of outputs,
     or an output whose dtype or number of dimensions differs from its initial state
-    (`outputs_info`), a sequence is shorter than `n_steps`, or `strict=True` found a variable
-    the step uses without receiving it.  Make the step return one value per `outputs_info`
-    entry with the initial state's type (cast with `.astype`), and pass captured variables in
-    `non_sequences`."""
+    (`outputs_info`), sequences give different numbers of steps (or fewer than `n_steps`),
+    or `strict=True` found a variable the step uses without receiving it.  Make the step
+    return one value per `outputs_info` entry with the initial state's type (cast with
+    `.astype`), slice sequences to one length (or pass `n_steps`), and pass captured
+    variables in `non_sequences`."""

@@ -91,10 +91,47 @@ def test_go_backwards():
     np.testing.assert_allclose(run([x], out, xv), np.cumsum(xv[::-1]))
 
 
-def test_shortest_sequence_wins():
+@pytest.mark.parametrize("mode", MODES)
+def test_sequences_of_different_lengths_fail_when_run_naming_the_scan_line(mode):
     x, y = ts.dvector("x"), ts.dvector("y")
-    out, _ = ts.scan(lambda a, b: a * b, sequences=[x, y])
-    np.testing.assert_array_equal(run([x, y], out, np.arange(3.0), np.arange(5.0)), [0.0, 1.0, 4.0])
+    out, _ = ts.scan(lambda a, b: a * b, sequences=[x, y])  # the line the error names
+    f = ts.function([x, y], out, mode=mode)
+    np.testing.assert_array_equal(f(np.arange(3.0), np.arange(3.0)), [0.0, 1.0, 4.0])
+    different = r"sequence 0 \(x\) gives 3, sequence 1 \(y\) gives 5"
+    with pytest.raises(OpRuntimeError, match=different) as info:
+        f(np.arange(3.0), np.arange(5.0))
+    assert "test_scan.py" in str(info.value) and "# the line the error names" in str(info.value)
+
+
+def test_sequence_taps_count_in_the_length_check():
+    x, y = ts.dvector("x"), ts.dvector("y")
+    out, _ = ts.scan(lambda a, b, c, d: a + c - d, sequences=[dict(input=x, taps=[-1, 0, 1]), y])
+    f = ts.function([x, y], out)
+    xv, yv = np.arange(6.0) ** 2, np.arange(4.0)
+    np.testing.assert_array_equal(f(xv, yv), xv[:-2] + xv[2:] - yv)
+    with pytest.raises(OpRuntimeError, match=r"sequence 0 \(x, taps \[-1, 0, 1\].*\) gives 4, "
+                       r"sequence 1 \(y\) gives 6"):
+        f(xv, np.arange(6.0))
+
+
+def test_static_lengths_that_differ_fail_at_the_scan_call():
+    a, b = ts.tensor("float64", (4,), name="a"), ts.tensor("float64", (3,), name="b")
+    with pytest.raises(ScanError, match=r"sequence 0 \(a\) gives 4, sequence 1 \(b\) gives 3"
+                       r"(.|\n)*scan called at .*test_scan.py"):
+        ts.scan(lambda p, q: p + q, sequences=[a, b])
+    # taps [-1, 0] leave 3 steps of a's 4 rows: the lengths agree
+    out, _ = ts.scan(lambda p, q, r: p + q + r, sequences=[dict(input=a, taps=[-1, 0]), b])
+    av, bv = np.arange(4.0), np.arange(3.0) * 10
+    np.testing.assert_array_equal(run([a, b], out, av, bv), av[:-1] + av[1:] + bv)
+
+
+def test_n_steps_reads_the_first_rows_of_sequences_of_any_lengths():
+    x, y = ts.dvector("x"), ts.dvector("y")
+    out, _ = ts.scan(lambda a, b: a * b, sequences=[x, y], n_steps=2)
+    np.testing.assert_array_equal(run([x, y], out, np.arange(3.0), np.arange(5.0)), [0.0, 1.0])
+    short = ts.tensor("float64", (3,), name="short")
+    with pytest.raises(ScanError, match=r"sequence 0 \(short\) gives 3 steps, fewer than n_steps"):
+        ts.scan(lambda a: a, sequences=short, n_steps=4)
 
 
 def test_n_steps_longer_than_a_sequence_is_a_runtime_error():

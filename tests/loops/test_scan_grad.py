@@ -82,8 +82,28 @@ def test_gradient_is_a_backwards_scan():
     out = ts.scan(lambda a, h, w: h * w + a, sequences=x, outputs_info=ts.constant(0.0),
                   non_sequences=w)[0]
     g = ts.grad(out.sum(), w)
-    scans = [n for n in ts.Graph([x, w], [g]).toposort() if isinstance(n.op, Scan)]
+    f = ts.function([x, w], [out, g])
+    scans = [n for n in f.graph.toposort() if isinstance(n.op, Scan)]
     assert len(scans) == 2 and scans[1].op.name == "grad"
+
+
+def test_the_backward_loop_reads_the_forward_values_it_needs(rng):
+    """The forward loop stores what the backward step reads (tanh's output, for its
+    derivative 1 - y**2) instead of the backward loop recomputing it, and stores nothing
+    the backward step does not read: one forward loop, one backward loop."""
+    x, w = ts.dvector("x"), ts.dscalar("w")
+    out = ts.scan(lambda a, h, w: ts.tanh(h * w + a) * 2.0, sequences=x,
+                  outputs_info=ts.constant(0.3), non_sequences=w)[0]
+    cost = (out ** 2).sum()
+    f = ts.function([x, w], [cost, *ts.grad(cost, [x, w])])
+    forward, backward = [n for n in f.graph.toposort() if isinstance(n.op, Scan)]
+    assert backward.op.name == "grad" and forward.op.n_nit == 1
+    assert not any("tanh" in str(n.op) for n in
+                   ts.Graph(backward.op.inner_inputs, backward.op.inner_outputs).toposort())
+    ref = ts.function([x, w], [cost, *ts.grad(cost, [x, w])], mode="NONE")
+    xv = rng.normal(size=5)
+    for got, want in zip(f(xv, 0.7), ref(xv, 0.7)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("k", [1, 2, 10])
@@ -134,3 +154,15 @@ def test_float32_gradients_keep_their_dtype(rng):
     got = ts.function([x, h0], [gx, gh])(np.ones(3, "float32"), np.float32(1))
     np.testing.assert_allclose(got[0], [1.75, 1.5, 1.0])
     np.testing.assert_allclose(got[1], 0.875)
+
+
+def test_a_step_value_whose_shape_changes_between_steps_is_recomputed(rng):
+    """Values of a data-dependent shape (a boolean mask's selection) cannot be stacked over
+    the steps: the backward step recomputes them."""
+    X = ts.dmatrix("X")
+    H = ts.scan(lambda x, h: h * 0.5 + (x[x > 0] ** 2).sum(), sequences=X,
+                outputs_info=ts.constant(0.0))[0]
+    g = ts.function([X], ts.grad(H[-1], X))
+    Xv = rng.normal(size=(4, 5))
+    decay = 0.5 ** np.arange(3, -1, -1)[:, None]
+    np.testing.assert_allclose(g(Xv), 2 * Xv * (Xv > 0) * decay)

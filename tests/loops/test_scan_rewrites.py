@@ -72,6 +72,20 @@ def test_only_the_last_state_is_kept_in_constant_memory():
     np.testing.assert_allclose(got, a * h + (1 - a) / (1 - 0.999), rtol=1e-9)
 
 
+def test_the_last_state_of_a_two_tap_recurrence_is_kept_in_a_ring(rng):
+    x0, x = ts.dvector("x0"), ts.dvector("x")
+    fib, _ = ts.scan(lambda a, f2, f1: f1 + f2 * a, sequences=x,
+                     outputs_info=dict(initial=x0, taps=[-2, -1]))
+    xv, x0v = rng.normal(size=7), np.array([1.0, 2.0])
+    last = both([x0, x], fib[-1], x0v, xv)
+    assert scans(last)[0].op.keep_last == (True,)
+    want = list(x0v)
+    for a in xv:
+        want.append(want[-1] + want[-2] * a)
+    np.testing.assert_allclose(last(x0v, xv), want[-1])
+    np.testing.assert_allclose(last(x0v, xv[:0]), x0v[-1])  # no step: the last initial row
+
+
 def test_reduce_keeps_one_row_and_gradients_still_see_every_state(rng):
     x = ts.dvector("x")
     r, _ = ts.reduce(lambda a, acc: acc * a + 1, x, ts.constant(0.5))
@@ -112,8 +126,9 @@ def test_sequence_only_work_is_one_batched_product(rng):
     (node,) = scans(f)
     assert not any("exp" in s for s in inner_op_names(node))
     assert node.op.n_seqs == 1 and node.op.inner_inputs[0].ndim == 2
-    products = [n for n in f.graph.toposort() if "MatMul" in str(n.op) and n.outputs[0].ndim == 3]
-    assert len(products) == 1  # x_t[:, :3] @ W for every t at once
+    products = [n for n in f.graph.toposort() if "MatMul" in str(n.op)]
+    # x_t[:, :3] @ W for every t at once, as one (steps * rows, 3) @ (3, 3) product
+    assert [(n.inputs[0].ndim, n.inputs[1].ndim) for n in products] == [(2, 2)]
     both([X, h0, W, U], ts.grad(H.sum(), [W, U, h0]), *values)
 
 
@@ -171,3 +186,37 @@ def test_a_scan_reading_anothers_output_is_not_merged(rng):
                     n_steps=x.shape[0])
     f = both([x], [hs, gs], rng.normal(size=5))
     assert len(scans(f)) == 2
+
+
+def _ops(graph_or_node):
+    """The Op class names of a graph's (or a Scan's inner graph's) float-valued nodes."""
+    nodes = graph_or_node.toposort() if isinstance(graph_or_node, ts.Graph) else \
+        ts.Graph(graph_or_node.op.inner_inputs, graph_or_node.op.inner_outputs).toposort()
+    return [type(n.op).__name__ for n in nodes if n.outputs[0].dtype.startswith("float")]
+
+
+def test_gate_gradients_are_concatenated_not_added_into_zeros(rng):
+    X, h0, W = ts.dtensor3("X"), ts.dmatrix("h0"), ts.dmatrix("W")
+
+    def step(x, h, W):  # one product sliced into two gates, as an LSTM cell does
+        a = x + h @ W
+        return ts.sigmoid(a[:, :2]) * ts.tanh(a[:, 2:])
+
+    H, _ = ts.scan(step, sequences=X, outputs_info=h0, non_sequences=W)
+    values = [rng.normal(size=(5, 3, 4)), rng.normal(size=(3, 2)), rng.normal(size=(2, 4))]
+    f = both([X, h0, W], ts.grad((H ** 2).sum(), [W, h0, X]), *values)
+    (grad_scan,) = [n for n in scans(f) if n.op.name == "grad"]
+    inner = _ops(grad_scan)
+    assert "Concatenate" in inner and "IncSubtensor" not in inner and "Alloc" not in inner
+
+
+def test_slices_that_do_not_tile_the_axis_keep_their_increments(rng):
+    a = ts.dmatrix("a")
+    tiled = ts.grad((ts.sin(a[:, :1]) + a[:, 1:3] ** 2).sum() + ts.exp(a[:, 3:]).sum(), a)
+    gap = ts.grad((ts.sin(a[:, :1]) + a[:, 2:3] ** 2).sum(), a)  # column 1 gets no gradient
+    av = rng.normal(size=(2, 5))
+    f = both([a], [tiled, gap], av)
+    assert "Concatenate" in _ops(f.graph)
+    np.testing.assert_allclose(f(av)[1][:, 1], 0.0)
+    g = ts.function([a], gap)
+    assert "Concatenate" not in _ops(g.graph) and "IncSubtensor" in _ops(g.graph)

@@ -8,13 +8,16 @@ gradient, sends a contribution to each tapped row (which shifts into the window)
 to accumulators for the non-sequences; sequence gradients come out one row per step.  After
 step 0 the window holds the initial rows' gradients.  With `truncate_gradient=k` only the last
 k steps are visited and nothing reaches the initial state unless k covers every step.
+
+The values of the forward step that the products need are stored by the forward loop, one row
+per step, and read back rather than recomputed (`_residuals`, `_read_stored`).
 """
 
 from __future__ import annotations
 
 from ..config import config
 from ..errors import GradientError
-from ..trace.graph import Constant, clone_replace
+from ..trace.graph import Constant, applies_between, as_variable, clone_replace, leaves
 
 
 def _is_float(v):
@@ -26,6 +29,108 @@ def _sum(terms):
     for t in terms[1:]:
         total = total + t
     return total
+
+
+def _residuals(op, inputs, outputs):
+    """The forward step's values that depend on the step (not only on non-sequences) and
+    whose shapes follow from the shapes of the step's inputs (so they stack: every step has
+    the same), and each one stacked over the steps: the forward outputs' own rows where it is
+    one, else an extra per-step output of the same loop extended with them (`scan_subsumed`
+    then runs the two loops as one).  The backward step reads these rows instead of
+    recomputing the values; the ones it does not read are pruned with the sequences nobody
+    reads."""
+    from ..ops.shape import shape_i
+
+    n = inputs[0]
+    i_seqs, i_taps, _ = op.split_inner()
+    varying = {id(v) for v in i_seqs} | {id(p) for ps in i_taps for p in ps}
+    fixed = set(varying)  # varying values of a shape that is the same on every step
+    kept = []
+    for nd in applies_between(op.inner_inputs, op.inner_outputs):
+        if not any(id(v) in varying for v in nd.inputs):
+            continue
+        varying.update(id(o) for o in nd.outputs)
+        if any(id(v) in varying and id(v) not in fixed for v in nd.inputs):
+            continue
+        in_shapes = [tuple(shape_i(v, d) for d in range(v.ndim)) for v in nd.inputs]
+        shapes = nd.op.infer_shape(nd, in_shapes)
+        if shapes is None:
+            continue
+        dims = [as_variable(d) for shp in shapes for d in shp]
+        if any(id(v) in varying for v in leaves([d for s in in_shapes for d in s], dims)):
+            continue  # the shape depends on the values (a mask's selection)
+        fixed.update(id(o) for o in nd.outputs)
+        kept += nd.outputs
+    rows = {}
+    for r in range(op.n_rec):
+        rows.setdefault(id(op.inner_outputs[r]), outputs[r][op.lags[r]:op.lags[r] + n])
+    for k in range(op.n_nit):
+        rows.setdefault(id(op.inner_outputs[op.n_rec + k]), outputs[op.n_rec + k][:n])
+    extra = [v for v in kept if id(v) not in rows]
+    if extra:
+        more = op.clone(inner_outputs=op.inner_outputs + extra, n_nit=op.n_nit + len(extra))
+        stacked = more.make_node(*inputs).outputs[len(outputs):]
+        rows.update((id(v), s) for v, s in zip(extra, stacked))
+    return kept, [rows[id(v)] for v in kept]
+
+
+def _shape_vector(dims, shape):
+    """The int64 vector of `dims`: `x.shape` where they are x's own sizes, else stacked."""
+    from ..ops.shape import Shape, ShapeI, stack
+
+    x = next((d.owner.inputs[0] for d in dims if d.owner is not None), None)
+    if x is not None and x.ndim == len(dims) and all(
+            d.owner is not None and isinstance(d.owner.op, ShapeI) and d.owner.inputs[0] is x
+            and d.owner.op.i == k or isinstance(d, Constant) and d.data == x.type.shape[k]
+            for k, d in enumerate(dims)):
+        return Shape()(x)
+    return stack(dims) if dims else shape
+
+
+def _read_stored(outs, recomputed, rows):
+    """`outs` with each recomputed forward value read from its stored row instead.  A value
+    read only for its shape is not stored where its Op tells the shape from sizes the step
+    has anyway (`infer_shape` giving constants or sizes of the step's inputs and of rows read
+    anyway: `(h @ W).shape`); its stored row's shape is read otherwise, which costs less than
+    computing a broadcast shape on every step."""
+    from ..ops.shape import Shape, ShapeI, shape_i
+
+    memo = {id(v): r for v, r in zip(recomputed, rows)}
+    stored = dict(memo)
+    nodes = [nd for nd in applies_between(rows, outs)
+             if not all(id(o) in stored for o in nd.outputs)]
+    read = {id(v) for nd in nodes if not isinstance(nd.op, (Shape, ShapeI)) for v in nd.inputs}
+
+    def dims(v):
+        if id(v) not in stored or id(v) in read:
+            return [shape_i(stored.get(id(v), v), d) for d in range(v.ndim)]
+        nd = v.owner
+        shp = nd.op.infer_shape(nd, [[shape_i(stored.get(id(x), x), d) for d in range(x.ndim)]
+                                     for x in nd.inputs])
+        found = [] if shp is None else [as_variable(d) for d in shp[nd.outputs.index(v)]]
+        if shp is None or any(d.dtype != "int64" or d.owner is not None and not isinstance(
+                d.owner.op, ShapeI) or d.owner is not None and id(d.owner.inputs[0]) in stored
+                and id(d.owner.inputs[0]) not in read for d in found):
+            read.add(id(v))  # its row then
+            return [shape_i(stored[id(v)], d) for d in range(v.ndim)]
+        return found
+
+    sizes = {id(nd.inputs[0]): dims(nd.inputs[0]) for nd in nodes
+             if isinstance(nd.op, (Shape, ShapeI)) and id(nd.inputs[0]) in stored}
+    for node in nodes:
+        d = sizes.get(id(node.inputs[0])) if isinstance(node.op, (Shape, ShapeI)) else None
+        if d is not None:
+            memo[id(node.outputs[0])] = d[node.op.i] if isinstance(node.op, ShapeI) else \
+                _shape_vector(d, node.outputs[0])
+            continue
+        new_inputs = [memo.get(id(v), v) for v in node.inputs]
+        if all(a is b for a, b in zip(new_inputs, node.inputs)):
+            continue
+        new = node.op.make_node(*new_inputs)
+        for old_o, new_o in zip(node.outputs, new.outputs):
+            new_o.name, new_o.source = old_o.name, old_o.source
+            memo[id(old_o)] = new_o
+    return [memo.get(id(o), o) for o in outs]
 
 
 def scan_grad(op, inputs, outputs, output_grads):
@@ -61,6 +166,8 @@ def _scan_grad(op, inputs, outputs, output_grads):
         b_seqs += [buf[lags[r] + tap:lags[r] + tap + n] for tap in op.taps[r]]
     b_seqs += [g_rec[r][lags[r]:lags[r] + n] for r in cot_rec]
     b_seqs += [g_nit[k][:n] for k in cot_nit]
+    kept, stored = _residuals(op, inputs, outputs)
+    b_seqs += stored
     info = [zeros_like(inits[r][0]) for r in d_rec for _ in range(lags[r])]
     info += [zeros_like(nons[j]) for j in d_nons]
     info += [None] * len(d_seqs)
@@ -76,6 +183,7 @@ def _scan_grad(op, inputs, outputs, output_grads):
         a = a[len(cot_rec):]
         gn = dict(zip(cot_nit, a[:len(cot_nit)]))
         a = a[len(cot_nit):]
+        rows, a = a[:len(kept)], a[len(kept):]
         windows = {}
         for r in d_rec:
             windows[r], a = a[:lags[r]], a[lags[r]:]
@@ -84,7 +192,8 @@ def _scan_grad(op, inputs, outputs, output_grads):
         for phs, vals in zip(i_taps, taps):
             replace.update(zip(phs, vals))
         replace.update(zip(i_nons, nonv))
-        fouts = clone_replace(op.inner_outputs, replace)
+        fouts = clone_replace(op.inner_outputs + kept, replace)
+        fouts, recomputed = fouts[:len(op.inner_outputs)], fouts[len(op.inner_outputs):]
         seeds: dict = {}
         for r in d_rec:
             terms = [windows[r][-1]] + ([cot[r]] if r in cot else [])
@@ -110,7 +219,7 @@ def _scan_grad(op, inputs, outputs, output_grads):
                 new_windows.append(_sum(terms) if terms else zeros_like(windows[r][0]))
         new_accs = [acc if g is None else acc + g for acc, g in zip(accs, grads)]
         seq_out = [g if g is not None else zeros_like(xs[i]) for i, g in zip(d_seqs, g_seq)]
-        return new_windows + new_accs + seq_out
+        return _read_stored(new_windows + new_accs + seq_out, recomputed, rows)
 
     if not info:
         return [None] * len(inputs)

@@ -49,6 +49,56 @@ def row_type(t: TensorType) -> TensorType:
     return TensorType(t.dtype, t.shape[1:])
 
 
+def _loop_source(seq_ndims, taps, lags, kinds, tap_ndims, n_nit, n_non_seqs) -> str:
+    """Python source of `loop(run, n, seqs, nons, bufs, state, shapes, error)`, which runs the
+    `n` steps and returns (the final value of each recurrent output, the stacked per-step
+    outputs).  Locals: `s<k>` sequences, `c<j>` non-sequences, `b<r>` buffers or rings, `p<r>`
+    the latest value of a recurrent output, `w<r>` its row shape, `y<k>`/`u<k>` a per-step
+    output's stack and row shape (allocated on the first step, when the shape is known).  A
+    row is read as `x[t, ...]` where `x[t]` would be a numpy scalar rather than an array."""
+    def names(prefix, count):
+        return "".join(f"{prefix}{i}, " for i in range(count))
+
+    def row(ndim):
+        return "" if ndim else ", ..."
+
+    n_rec = len(taps)
+    lines = ["def loop(run, n, seqs, nons, bufs, state, shapes, error):"]
+    for prefix, count, src in (("s", len(seq_ndims), "seqs"), ("c", n_non_seqs, "nons"),
+                               ("b", n_rec, "bufs"), ("p", n_rec, "state"),
+                               ("w", n_rec, "shapes")):
+        if count:
+            lines.append(f"    {names(prefix, count)}= {src}")
+    if n_nit:
+        lines.append(f"    {names('y', n_nit)}= {names('u', n_nit)}= {'None, ' * n_nit}")
+    args = [f"s{k}[t{row(nd)}]" for k, nd in enumerate(seq_ndims)]
+    for r, (tp, lag, kind, nd) in enumerate(zip(taps, lags, kinds, tap_ndims)):
+        for k in tp:
+            if kind in ("last", "carry"):
+                args.append(f"p{r}")
+            elif kind == "ring":
+                args.append(f"b{r}[(t + {lag + k}) % {lag + 1}]")
+            else:
+                args.append(f"b{r}[t + {lag + k}{row(nd)}]")
+    args += [f"c{j}" for j in range(n_non_seqs)]
+    lines += ["    for t in range(n):", f"        o = run([{', '.join(args)}])"]
+    for r, (lag, kind) in enumerate(zip(lags, kinds)):
+        lines += [f"        p{r} = o[{r}]",
+                  f"        if p{r}.shape != w{r}:", f"            error({r}, p{r}.shape, w{r}, t)"]
+        if kind == "ring":
+            lines.append(f"        b{r}[(t + {lag}) % {lag + 1}] = p{r}")
+        elif kind != "last":
+            lines.append(f"        b{r}[t + {lag}] = p{r}")
+    for k in range(n_nit):
+        lines += [f"        v = o[{n_rec + k}]",
+                  f"        if v.shape != u{k}:",
+                  f"            if t:", f"                error({n_rec + k}, v.shape, u{k}, t)",
+                  f"            u{k} = v.shape", f"            y{k} = empty((n,) + u{k}, v.dtype)",
+                  f"        y{k}[t] = v"]
+    lines.append(f"    return [{names('p', n_rec)}], [{names('y', n_nit)}]")
+    return "\n".join(lines) + "\n"
+
+
 class Scan(Op):
     """A loop over `n_steps` running the step function held as `inner_inputs` ->
     `inner_outputs`.  Built by `ts.scan`; see the module docstring for the layout."""
@@ -74,7 +124,8 @@ class Scan(Op):
             raise ValueError("Scan: inner inputs/outputs do not match the declared layout")
         self.lags = tuple(-min(t) for t in self.taps)
         self.key = structure_key(self.inner_inputs, self.inner_outputs)
-        self._run = self._run_trusted = None
+        self._run = self._run_trusted = self._loop_fn = None
+        self._kinds = self._storage_kinds()
         self._compiled: dict = {}
 
     def __str__(self):
@@ -197,52 +248,64 @@ class Scan(Op):
         run = self.runner()
         if self._run_trusted is not None and self._typed(node, inputs):
             run = self._run_trusted
-        bufs, sizes = [], []
-        for r, (init, lag) in enumerate(zip(inits, self.lags)):
+        bufs, state = [], []
+        for r, (init, lag, kind) in enumerate(zip(inits, self.lags, self._kinds)):
             if init.shape[0] != lag:
                 raise ScanError(f"{self}: output {r} has taps {list(self.taps[r])}, which need "
                                 f"{lag} initial row(s); got {init.shape[0]}")
-            if self.keep_last[r]:  # a ring of references: rows are never written in place
-                size, buf = lag + 1, [init[i, ...] for i in range(lag)] + [None]
-            else:
-                size, buf = lag + n, np.empty((lag + n,) + init.shape[1:], dtype=init.dtype)
+            buf = None
+            if kind == "ring":  # references, never written in place
+                buf = [init[i, ...] for i in range(lag)] + [None]
+            elif kind != "last":
+                buf = np.empty((lag + n,) + init.shape[1:], dtype=init.dtype)
                 buf[:lag] = init
             bufs.append(buf)
-            sizes.append(size)
-        nit = [None] * self.n_nit
-        # rows are read as `x[i, ...]`, an array even where `x[i]` would be a numpy scalar
-        reads = [(buf, lag + k, size, type(buf) is list)
-                 for buf, lag, taps, size in zip(bufs, self.lags, self.taps, sizes) for k in taps]
-        writes = [(r, buf, lag, size, init.shape[1:])
-                  for r, (buf, lag, size, init) in enumerate(zip(bufs, self.lags, sizes, inits))]
-        n_rec = self.n_rec
-        for t in range(n):
-            outs = run([s[t, ...] for s in seqs]
-                       + [b[(t + j) % m] if ring else b[(t + j) % m, ...]
-                          for b, j, m, ring in reads] + nons)
-            for r, buf, lag, size, shape in writes:
-                v = outs[r]
-                if v.shape != shape:
-                    self._shape_error(r, v.shape, shape, t)
-                buf[(t + lag) % size] = v
-            for k in range(self.n_nit):
-                v = outs[n_rec + k]
-                if t == 0:
-                    nit[k] = np.empty((n,) + v.shape, dtype=v.dtype)
-                elif v.shape != nit[k].shape[1:]:
-                    self._shape_error(n_rec + k, v.shape, nit[k].shape[1:], t)
-                nit[k][t] = v
+            state.append(init[lag - 1, ...])
+        state, nit = self._loop()(run, n, seqs, nons, bufs, state,
+                                  [init.shape[1:] for init in inits], self._shape_error)
         results = []
-        for r, buf in enumerate(bufs):
-            if self.keep_last[r]:
-                buf = np.array(buf[(n - 1 + self.lags[r]) % sizes[r]], dtype=inits[r].dtype)[None]
-            results.append(buf)
+        for r, (init, lag, kind) in enumerate(zip(inits, self.lags, self._kinds)):
+            if kind == "last":
+                results.append(np.array(state[r], dtype=init.dtype)[None])
+            elif kind == "ring":
+                results.append(np.array(bufs[r][(n - 1 + lag) % (lag + 1)], dtype=init.dtype)[None])
+            else:
+                results.append(bufs[r])
         for k, v in enumerate(nit):
             if v is None:  # no step ran: the row shape is what the types know (else 0)
-                o = self.inner_outputs[n_rec + k]
+                o = self.inner_outputs[self.n_rec + k]
                 v = np.empty((0,) + tuple(0 if s is None else s for s in o.type.shape), o.dtype)
             results.append(v)
         return results
+
+    def _storage_kinds(self):
+        """How the loop keeps each recurrent output: "last" (only its latest value, in a
+        local), "ring" (`keep_last` with several taps: the last `lag + 1` values), "carry" (a
+        full buffer, and the latest value in a local that the next step reads) or "buffer"
+        (taps read from the buffer, whose rows have the initial state's dtype)."""
+        _, i_taps, _ = self.split_inner()
+        kinds = []
+        for r, (taps, ps) in enumerate(zip(self.taps, i_taps)):
+            o = self.inner_outputs[r]
+            if self.keep_last[r]:
+                kinds.append("last" if taps == (-1,) else "ring")
+            else:
+                same = (o.dtype, o.ndim) == (ps[0].dtype, ps[0].ndim)
+                kinds.append("carry" if taps == (-1,) and same else "buffer")
+        return tuple(kinds)
+
+    def _loop(self):
+        """The loop over the steps as Python generated for this layout (`_loop_source`),
+        compiled once: per step one list of inputs, one call of the inner runner, a shape
+        check and a write per output, nothing else."""
+        if self._loop_fn is None:
+            i_seqs, i_taps, _ = self.split_inner()
+            src = _loop_source([p.ndim for p in i_seqs], self.taps, self.lags, self._kinds,
+                               [ps[0].ndim for ps in i_taps], self.n_nit, self.n_non_seqs)
+            scope = {"empty": np.empty}
+            exec(compile(src, f"<loop of {self}>", "exec"), scope)
+            self._loop_fn = scope["loop"]
+        return self._loop_fn
 
     def _shape_error(self, i, got, want, t):
         src = self.inner_outputs[i].source

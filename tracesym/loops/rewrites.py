@@ -1,13 +1,15 @@
 """Rewrites of `Scan` nodes, and compiling their inner graphs with the enclosing function's mode.
 
 The rules run in the outer graph's phases like any other; each builds a new Scan and replaces
-every output of the old one, so the old node is pruned.  In `canonicalize`: hoist loop-invariant
-work, hoist work on the sequences alone (one batched Op before the loop), push a weight
-gradient accumulated over the steps out as one product, drop outputs nobody reads, merge
-independent scans over the same steps; in `specialize`: keep only the last state where only it
-is read.  After the outer graph is rewritten, each Scan's inner graph is rewritten with the same
-mode (nested scans too) and told which linker lowers it (`compile_scans`, one of `function`'s
-lowering hooks).
+every output of the old one, so the old node is pruned.  In `merge`: a forward loop that its
+gradient extended with the values the backward step reads replaces the plain one.  In
+`canonicalize`: hoist loop-invariant work, hoist work on the sequences alone (one batched
+product before the loop), push a weight gradient accumulated over the steps out as one product,
+drop outputs nobody reads, merge independent scans over the same steps, and write the gradient
+of a product sliced into parts (an LSTM's gates) as one concatenation instead of increments of
+zeros; in `specialize`: keep only the last state where only it is read.  After the outer
+graph is rewritten, each Scan's inner graph is rewritten with the same mode (nested scans too)
+and told which linker lowers it (`compile_scans`, one of `function`'s lowering hooks).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from ..rewrite.engine import node_rewriter
 from ..rewrite.mode import get_mode, rewrite_graph
 from ..ops.blas import MatMul
 from ..ops.elemwise import Elemwise
-from ..ops.shape import DimShuffle, SumToShape, transpose
-from ..ops.subtensor import Subtensor
+from ..ops.basic import Alloc
+from ..ops.checks import CheckSizes
+from ..ops.shape import Concatenate, DimShuffle, SumToShape, shape_i, transpose
+from ..ops.subtensor import IncSubtensor, Subtensor
 from ..trace import function as _function
 from ..trace.graph import Constant, Graph, applies_between, clone_replace, leaves
 from .op import Scan
@@ -127,21 +131,30 @@ def scan_hoist_invariant(graph, node):
 # -- work that depends only on the sequences ------------------------------------------------
 
 def _batched(nd, ins, from_seq):
-    """`nd` applied to whole sequences (`ins`, one more leading dim where `from_seq`), or None
-    where that is not the same Op on stacked rows."""
+    """The outputs of `nd` applied to whole sequences (`ins`, one more leading dim where
+    `from_seq`), or None where that is not the same Op on stacked rows."""
     op = nd.op
     if isinstance(op, Elemwise):
         if all(v.ndim == nd.outputs[0].ndim for v, s in zip(nd.inputs, from_seq) if s):
-            return op.make_node(*ins)
+            return op.make_node(*ins).outputs
     elif isinstance(op, MatMul):
         if from_seq[0] and not from_seq[1] and nd.inputs[1].ndim == 2:
-            return op.make_node(*ins)
+            return [_rows_product(*ins)]
     elif isinstance(op, Subtensor) and len(nd.inputs) == 1:
-        return Subtensor(((None, None, None),) + op.idx_list).make_node(ins[0])
+        return Subtensor(((None, None, None),) + op.idx_list).make_node(ins[0]).outputs
     elif isinstance(op, DimShuffle):
         order = (0,) + tuple(d if d == "x" else d + 1 for d in op.new_order)
-        return DimShuffle(order).make_node(ins[0])
+        return DimShuffle(order).make_node(ins[0]).outputs
     return None
+
+
+def _rows_product(x, w):
+    """`x @ w` for x of 2+ dims and a matrix w, as one (rows, k) @ (k, m) product: numpy's
+    stacked matmul runs one small product per leading index, several times slower."""
+    if x.ndim == 2:
+        return x @ w
+    lead = [shape_i(x, i) for i in range(x.ndim - 1)]
+    return (x.reshape((-1, shape_i(x, -1))) @ w).reshape(tuple(lead) + (shape_i(w, 1),))
 
 
 @node_rewriter([Scan], tags=("canonicalize", "scan"))
@@ -151,23 +164,38 @@ def scan_hoist_sequence_work(graph, node):
     op = node.op
     n, seqs, inits, nons = op.split_outer(node.inputs)
     i_seqs, _, i_nons = op.split_inner()
-    outer = {id(p): v[:n] for p, v in zip(i_seqs, seqs)}
+    # a sequence walked backwards (`u[::-1]`) is batched in u's own order, which keeps the
+    # arrays' strides positive; `rev` holds the values kept in that order
+    outer, rev = {}, set()
+    for p, v in zip(i_seqs, seqs):
+        u = _reversed_of(v)
+        outer[id(p)] = v[:n] if u is None else u[shape_i(u, 0) - n:]
+        if u is not None:
+            rev.add(id(p))
     outer.update((id(p), v) for p, v in zip(i_nons, nons))
     from_seq = {id(p) for p in i_seqs}
+
+    def value(v, backwards):
+        x = outer.get(id(v), v)
+        return x[::-1] if id(v) in rev and not backwards else x
+
     hoisted = set()
     for nd in applies_between(op.inner_inputs, op.inner_outputs):
         if not getattr(nd.op, "foldable", True) or not any(id(v) in from_seq for v in nd.inputs):
             continue
         if not all(id(v) in outer or isinstance(v, Constant) for v in nd.inputs):
             continue
-        new = _batched(nd, [outer.get(id(v), v) for v in nd.inputs],
+        backwards = all(id(v) in rev for v in nd.inputs if id(v) in from_seq)
+        new = _batched(nd, [value(v, backwards) for v in nd.inputs],
                        [id(v) in from_seq for v in nd.inputs])
         if new is None:
             continue
         hoisted.add(id(nd))
-        for o, no in zip(nd.outputs, new.outputs):
+        for o, no in zip(nd.outputs, new):
             outer[id(o)] = no
             from_seq.add(id(o))
+            if backwards:
+                rev.add(id(o))
     if not hoisted:
         return None
     frontier, seen = [], set()
@@ -186,8 +214,17 @@ def scan_hoist_sequence_work(graph, node):
     k = op.n_seqs
     new_op = op.clone(inner_inputs=op.inner_inputs[:k] + fresh + op.inner_inputs[k:],
                       inner_outputs=inner_out, n_seqs=k + len(fresh))
-    new = new_op.make_node(n, *seqs, *[outer[id(v)] for v in frontier], *inits, *nons)
+    new = new_op.make_node(n, *seqs, *[value(v, False) for v in frontier], *inits, *nons)
     return _replace_all(node, new)
+
+
+def _reversed_of(v):
+    """u where `v` is `u[::-1]`, else None."""
+    nd = v.owner
+    if nd is not None and isinstance(nd.op, Subtensor) and len(nd.inputs) == 1 \
+            and nd.op.idx_list == ((None, None, -1),):
+        return nd.inputs[0]
+    return None
 
 
 # -- gradients of weights accumulated over the steps -----------------------------------------
@@ -325,6 +362,30 @@ def scan_keep_last(graph, node):
 
 # -- scans over the same steps ----------------------------------------------------------------
 
+def _extends(big, small) -> bool:
+    """Whether Scan op `big` runs the step of `small` with more per-step outputs after its own."""
+    same = lambda a, b: len(a) == len(b) and all(x is y for x, y in zip(a, b))  # noqa: E731
+    return (same(big.inner_inputs, small.inner_inputs) and big.n_nit >= small.n_nit
+            and same(big.inner_outputs[:len(small.inner_outputs)], small.inner_outputs)
+            and (big.n_seqs, big.taps, big.keep_last, big.truncate_gradient, big.linker)
+            == (small.n_seqs, small.taps, small.keep_last, small.truncate_gradient, small.linker))
+
+
+@node_rewriter([Scan], tags=("merge", "scan"))
+def scan_subsumed(graph, node):
+    """scan(...) on the same inputs as a scan whose step is the same with more per-step
+    outputs (the forward loop extended with the values its gradient reads) -> the larger
+    scan's outputs: one loop instead of two.  Runs with the merge, before other rules change
+    either step."""
+    for other, i in graph.clients(node.inputs[0]):
+        if other is not node and i == 0 and isinstance(other.op, Scan) and other.op is not node.op \
+                and len(other.inputs) == len(node.inputs) \
+                and all(a is b for a, b in zip(other.inputs, node.inputs)) \
+                and _extends(other.op, node.op):
+            return dict(zip(node.outputs, other.outputs))
+    return None
+
+
 def _merge_partner(graph, node):
     """Another Scan over the same `n_steps` variable, with the same truncate_gradient and
     linker, that neither reads nor is read by `node`'s outputs (directly or not)."""
@@ -384,6 +445,85 @@ def scan_merge(graph, node):
     return repl
 
 
+# -- the gradient of a step that slices one product into parts ------------------------------
+
+def _add_terms(graph, v, terms):
+    """The terms of a tree of `add` nodes rooted at `v`, through inner sums nobody else reads."""
+    nd = v.owner
+    if nd is not None and isinstance(nd.op, Elemwise) and nd.op.scalar_op.name == "add" and (
+            terms is None or len(graph.clients(v)) == 1 and not any(o is v for o in graph.outputs)):
+        terms = [] if terms is None else terms
+        for x in nd.inputs:
+            if x.type != v.type:
+                return None
+            if _add_terms(graph, x, terms) is None:
+                return None
+        return terms
+    if terms is not None:
+        terms.append(v)
+    return terms
+
+
+def _zeros_block(v):
+    """(zeros, axis, start, stop) where `v` is `inc_subtensor(zeros[.., start:stop], y)` with
+    constant non-negative bounds on one axis and `y` of the slice's shape on the other axes;
+    else None."""
+    nd = v.owner
+    if nd is None or not isinstance(nd.op, IncSubtensor) or nd.op.set_instead_of_inc \
+            or len(nd.inputs) != 2:
+        return None
+    x, y = nd.inputs
+    fill = x.owner
+    if fill is None or not isinstance(fill.op, Alloc) or not isinstance(fill.inputs[0], Constant) \
+            or fill.inputs[0].data.any() or y.dtype != x.dtype or y.ndim != x.ndim:
+        return None
+    cut = [(d, p) for d, p in enumerate(nd.op.idx_list) if p != (None, None, None)]
+    if len(cut) != 1 or not isinstance(cut[0][1], tuple):
+        return None
+    axis, (start, stop, step) = cut[0]
+    if step is not None or any(b is not None and (not isinstance(b, int) or b < 0)
+                               for b in (start, stop)) or stop is not None and stop <= (start or 0):
+        return None
+    if any(d != axis and a is not None and b is not None and a != b for d, (a, b) in
+           enumerate(zip(y.type.shape, x.type.shape))):
+        return None
+    return x, axis, start or 0, stop
+
+
+@node_rewriter([Elemwise], tags=("canonicalize", "scan"))
+def sum_of_slice_increments_to_concatenate(graph, node):
+    """inc_subtensor(zeros[:, 0:a], y0) + inc_subtensor(zeros[:, a:b], y1) + ... +
+    inc_subtensor(zeros[:, k:], yk) -> concatenate([y0, ..., yk], axis=1), when the slices tile
+    the axis: one copy of each part instead of filling zeros and adding whole arrays (the
+    gradient of a product sliced into the gates of a recurrent cell, on every step)."""
+    terms = _add_terms(graph, node.outputs[0], None)
+    if not terms or len(terms) < 2:
+        return None
+    blocks = [_zeros_block(t) for t in terms]
+    if any(b is None for b in blocks) or len({(id(b[0]), b[1]) for b in blocks}) != 1:
+        return None
+    zeros, axis = blocks[0][:2]
+    order = sorted(range(len(terms)), key=lambda k: blocks[k][2])
+    end = 0
+    for k in order:
+        _, _, start, stop = blocks[k]
+        if start != end or end is None:
+            return None
+        end = stop
+    if end is not None and zeros.type.shape[axis] != end:
+        return None
+    out = Concatenate(axis)(*[terms[k].owner.inputs[1] for k in order])
+    # a part that the increment would have broadcast leaves the result smaller: where the
+    # static shapes do not show the sizes agree, they are compared when the function runs
+    checks, sizes = [], []
+    for d, (a, b) in enumerate(zip(out.type.shape, zeros.type.shape)):
+        if a is None or a != b:
+            checks.append(("eq", f"the parts written into zeros have {{a}} elements along axis "
+                                 f"{d}, the zeros {{b}}; broadcast a part before writing it"))
+            sizes += [shape_i(out, d), shape_i(zeros, d)]
+    return [CheckSizes("inc_subtensor", checks)(out, *sizes) if checks else out]
+
+
 # -- compiling inner graphs ------------------------------------------------------------------
 
 def compiled_scan(op, mode, linker):
@@ -425,4 +565,5 @@ _function.HOOKS["lower"].append(compile_scans)
 
 __all__ = ["scan_remove_unused", "scan_merge", "scan_hoist_invariant", "scan_hoist_sequence_work",
            "scan_push_out_accumulated_product", "scan_keep_last",
+           "sum_of_slice_increments_to_concatenate", "scan_subsumed",
            "compile_scans", "prune"]

@@ -65,6 +65,17 @@ class _Seq:
             raise ScanError(f"scan: sequence {k} ({self.var.label()}, {self.var.type.short()}) is a "
                             "scalar; a sequence needs a leading dimension to loop over")
         self.taps = [int(t) for t in self.taps]
+        self.k = k
+
+    def steps(self, span):
+        """The static number of steps (rows less the taps' span), or None."""
+        rows = self.var.type.shape[0]
+        return None if rows is None else max(rows - span, 0)
+
+    def describe(self):
+        span = max(self.taps) - min(self.taps)
+        taps = f", taps {self.taps}: {span} step(s) fewer than rows" if span else ""
+        return f"sequence {self.k} ({self.var.label()}{taps})"
 
 
 class _Out:
@@ -134,6 +145,34 @@ def _captured(inner_in, outputs):
     return found
 
 
+def _esc(text):
+    """`text` as a literal part of a `str.format` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _same_steps(seqs, lengths, where):
+    """The number of steps of a scan without `n_steps`: every sequence must give the same one.
+    Static lengths that differ fail now; the others are compared when the function runs, by
+    one `CheckSizes` node on the step count (its error names the scan call's line)."""
+    from ..ops.checks import CheckSizes
+
+    at = f"\n  scan called at {where}" if where else ""
+    (n, n_static), first = lengths[0], seqs[0].describe()
+    checks, sizes = [], []
+    for s, (rows, static) in zip(seqs[1:], lengths[1:]):
+        if static is not None and n_static is not None:
+            if static != n_static:
+                raise ScanError(f"scan: the sequences give different numbers of steps: {first} "
+                                f"gives {n_static}, {s.describe()} gives {static}; slice them "
+                                f"to one length, or pass n_steps to use the first n_steps{at}")
+            continue
+        msg = (_esc(f"the sequences give different numbers of steps: {first} gives ") + "{a}, "
+               + _esc(s.describe()) + " gives {b}; slice them to one length, or pass n_steps")
+        checks.append(("eq", msg))
+        sizes += [n, rows]
+    return CheckSizes("scan", checks)(n, *sizes) if checks else n
+
+
 def _check_output(k, out, want, fn):
     ok = out.dtype == want.dtype and out.ndim == want.ndim and all(
         a is None or b is None or a == b for a, b in zip(out.type.shape, want.shape))
@@ -159,9 +198,12 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     and the final one is applied after the call.
 
     Returns `(outputs, updates)`: each output stacked over the steps (one output comes back
-    unwrapped), and the updates to pass to `ts.function`.  With sequences the loop runs over
-    the shortest; with `n_steps` too, every sequence must have at least `n_steps` rows (checked
-    when it runs).  `go_backwards` walks the sequences from the end; `truncate_gradient=k`
+    unwrapped), and the updates to pass to `ts.function`.  Every sequence must give the same
+    number of steps (its rows, less the span of its taps: taps `[-1, 0, 1]` give rows - 2), unlike
+    Theano, which silently ran over the shortest; lengths that differ are a ScanError when the
+    static shapes show it, else an error naming this call's line when the function runs.  With
+    `n_steps`, every sequence must give at least `n_steps` steps, and the first `n_steps` are
+    used.  `go_backwards` walks the sequences from the end; `truncate_gradient=k`
     backpropagates through the last k steps only.
     """
     where = user_source()
@@ -175,7 +217,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
                         + (f" (scan at {where})" if where else ""))
 
     # -- outer sequences, one per tap, each read at row t; and the number of steps ----------
-    from ..ops.elemwise import maximum, minimum
+    from ..ops.elemwise import maximum
     from ..ops.shape import expand_dims, shape_i
 
     outer_seqs, inner_seqs, lengths = [], [], []
@@ -183,7 +225,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
         x = s.var[::-1] if go_backwards else s.var
         lo, span = min(s.taps), max(s.taps) - min(s.taps)
         rows = maximum(shape_i(x, 0) - span, 0) if span else shape_i(x, 0)
-        lengths.append(rows)
+        lengths.append((rows, s.steps(span)))
         for tap in s.taps:
             start = tap - lo
             outer_seqs.append(x[start:start + rows] if span else x)
@@ -191,13 +233,15 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
             inner_seqs.append(_placeholder(row_type(x.type), f"{s.var.label()}[t{tap:+d}]"
                                            if tap else f"{s.var.label()}[t]", tv))
     if n_steps is None:
-        n = lengths[0]
-        for ln in lengths[1:]:
-            n = minimum(n, ln)
+        n = _same_steps(seqs, lengths, where)
     else:
         n = as_variable(n_steps)
         if n.ndim != 0 or n.dtype[0] not in "iu":
             raise ScanError(f"scan: n_steps must be an integer scalar, got {n.type.short()}")
+        for s, (_, static) in zip(seqs, lengths):
+            if isinstance(n, Constant) and static is not None and static < int(n.data):
+                raise ScanError(f"scan: {s.describe()} gives {static} steps, fewer than n_steps="
+                                f"{int(n.data)}" + (f"\n  scan called at {where}" if where else ""))
 
     # -- placeholders for recurrent outputs' taps and the explicit non-sequences ------------
     inner_taps = []
