@@ -124,6 +124,23 @@ def check(label: str, value, ref, rtol: float, failures: list) -> bool:
     return ok
 
 
+
+def check_trainers(workload: str, objs: dict, first: dict, names, n_steps: int,
+                   cost_tol: float, param_tol: float, failures: list):
+    """Compare every trainer's first `n_steps` costs and its parameters after them with
+    numpy's (`first` from `build_trainers`); drop a trainer that differs from `objs`: its
+    timing would not mean anything."""
+    ref_costs, ref_params = first["numpy"][1], first["numpy"][2]
+    print(f"# numpy costs of the first {n_steps} steps: " + " ".join(f"{c:.6f}" for c in ref_costs))
+    for name in [n for n in objs if n != "numpy"]:
+        _, costs, params = first[name]
+        ok = check(f"{workload} {name} costs", costs, ref_costs, cost_tol, failures)
+        for label, p, pr in zip(names, params, ref_params):
+            ok &= check(f"{workload} {name} {label} after {n_steps} steps", p, pr, param_tol,
+                        failures)
+        if not ok:
+            del objs[name]
+
 # -- timing ------------------------------------------------------------------------------------
 
 def bench(systems: dict, rounds=11, inner=100, warmup=2, settle=0.1, rewarm=0.03) -> dict:

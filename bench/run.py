@@ -4,7 +4,7 @@
     python bench/run.py --quick         # fewer rounds (about ten seconds without peers)
     python bench/run.py w3 --quick      # just some of them
 
-W1, W2 and W3 time tracesym with both linkers ("numpy", the default, and "c") side by side in
+W1 to W4 and W6 time tracesym with both linkers ("c", the default, and "numpy") side by side in
 one process; W7 runs once per linker (`TRACESYM_FLAGS=linker=...`), each run with its own
 numpy reference.  Peers (PyTensor, JAX, PyTorch) are compared when they are importable in the
 same environment; none of them is a dependency of tracesym.  Exits non-zero when a workload fails or a system
@@ -19,7 +19,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = {"w1": "w1_elemwise.py", "w2": "w2_overhead.py", "w3": "w3_logreg.py",
-             "w5": "w5_lstm.py", "w7": "w7_biggraph.py"}
+             "w4": "w4_mlp.py", "w5": "w5_lstm.py", "w6": "w6_lenet.py", "w7": "w7_biggraph.py"}
 #: workloads whose script takes the linker from the configuration: run once per linker
 PER_LINKER = {"w5": ("numpy", "c"), "w7": ("numpy", "c")}
 

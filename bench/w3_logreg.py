@@ -3,7 +3,7 @@ W (784, 10) and b (10,) float32 zeros; p = softmax(x @ W + b); cost = -mean(log(
 y]); W -= 0.13 * dW; b -= 0.13 * db, the parameters updated in place.
 
 Compared: numpy with hand-written gradients (the reference), tracesym written as in the user's
-view (`@ts.compile`, `ts.grad`, `ts.update`) with the default linker and with linker "c", and PyTensor, JAX and PyTorch when installed.
+view (`@ts.compile`, `ts.grad`, `ts.update`) with each linker ("c", the default, and "numpy"), and PyTensor, JAX and PyTorch when installed.
 Every system's first six costs and its parameters after them are checked against numpy before
 anything is timed.  Then the time per step, and the compile time of the train function in fresh
 processes: cold (empty compile caches) and warm (the caches the cold run filled).
@@ -161,7 +161,7 @@ class TorchStep:
 
 SYSTEMS = {  # name -> (library imported, factory); the first is the reference
     "numpy": ("numpy", NumpyStep),
-    "tracesym": ("tracesym", TracesymStep),
+    "tracesym numpy": ("tracesym", lambda x, y: TracesymStep(x, y, linker="numpy")),
     "tracesym c": ("tracesym", lambda x, y: TracesymStep(x, y, linker="c")),
     "pytensor (default mode)": ("pytensor", PyTensorStep),
     "pytensor C (CVM)": ("pytensor", lambda x, y: PyTensorStep(x, y, mode="CVM")),
@@ -169,7 +169,7 @@ SYSTEMS = {  # name -> (library imported, factory); the first is the reference
     "torch eager": ("torch", TorchStep),
     "torch.compile": ("torch", lambda x, y: TorchStep(x, y, compiled=True)),
 }
-COMPILE_CHILDREN = ("tracesym", "tracesym c", "pytensor (default mode)", "jax jit", "torch.compile")
+COMPILE_CHILDREN = ("tracesym numpy", "tracesym c", "pytensor (default mode)", "jax jit", "torch.compile")
 
 
 def child(system):
@@ -193,17 +193,7 @@ def main():
     objs, first = H.build_trainers(SYSTEMS, args.only, (x, y), CHECK_STEPS, skipped)
     H.env_report()
 
-    ref_costs, ref_params = first["numpy"][1], first["numpy"][2]
-    print(f"# numpy costs of the first {CHECK_STEPS} steps: " + " ".join(f"{c:.6f}" for c in ref_costs))
-    for name in list(objs):
-        if name == "numpy":
-            continue
-        _, costs, params = first[name]
-        ok = H.check(f"W3 {name} costs", costs, ref_costs, 1e-5, failures)
-        for label, p, pr in zip("Wb", params, ref_params):
-            ok &= H.check(f"W3 {name} {label} after {CHECK_STEPS} steps", p, pr, 1e-4, failures)
-        if not ok:
-            del objs[name]
+    H.check_trainers("W3", objs, first, "Wb", CHECK_STEPS, 1e-5, 1e-4, failures)
 
     stats = H.bench({n: o.step for n, o in objs.items()}, rounds=5 if args.quick else 11, inner=10)
     H.report(f"W3 time per SGD step, logistic regression {N}x{D} float32", stats)
@@ -211,7 +201,7 @@ def main():
           + ", ".join(f"{n} {first[n][0]:.2f} s" for n in objs if n != "numpy"))
 
     if not args.no_compile_times:
-        children = ["tracesym", "tracesym c"] if args.quick else [n for n in COMPILE_CHILDREN if n in objs]
+        children = ["tracesym numpy", "tracesym c"] if args.quick else [n for n in COMPILE_CHILDREN if n in objs]
         results = {n: H.cold_warm(os.path.abspath(__file__), n) for n in children}
         if results:
             H.report_compile("W3 compile time of the train function", results)
