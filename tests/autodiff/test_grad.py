@@ -1,4 +1,3 @@
-import time
 import warnings
 
 import numpy as np
@@ -162,19 +161,16 @@ def _chain_grad_sizes(n):
     for i, w in enumerate(ws):
         h = ts.tanh(h * w + 0.1 * i) if i % 2 == 0 else ts.sin(h) * w + h
     cost = h.sum()
-    t0 = time.perf_counter()
     gs = ts.grad(cost, [x] + ws)
-    elapsed = time.perf_counter() - t0
     forward = len(applies_between([], [cost]))
-    return x, ws, gs, elapsed, len(applies_between([], gs)) - forward
+    return x, ws, gs, len(applies_between([], gs)) - forward
 
 
-def test_gradient_graph_of_long_chain_is_linear_and_fast():
+def test_gradient_graph_of_long_chain_is_linear():
     n = 200
-    x, ws, gs, elapsed, backward = _chain_grad_sizes(n)
-    assert elapsed < 1.0
+    x, ws, gs, backward = _chain_grad_sizes(n)
     assert backward <= 15 * n
-    _, _, _, _, half = _chain_grad_sizes(n // 2)
+    _, _, _, half = _chain_grad_sizes(n // 2)
     assert backward <= 2.1 * half  # linear, not quadratic, in the chain length
     f = ts.function([x] + ws, gs[0])
     assert np.all(np.isfinite(f(np.ones(2), *[0.9] * n)))
