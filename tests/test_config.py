@@ -2,6 +2,9 @@
 and what floatX does."""
 
 import copy
+import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -17,7 +20,7 @@ def test_defaults():
     assert c.floatX == "float64"
     assert c.compute_test_value == "off"
     assert c.mode == "FAST_RUN"
-    assert c.linker == "numpy"
+    assert c.linker == "c"
     assert c.device == "cpu"
     assert c.compiledir.endswith("tracesym")
 
@@ -145,3 +148,34 @@ def test_a_compiled_function_keeps_the_config_it_was_made_with():
     with ts.config.change(mode="FAST_COMPILE"):
         f = ts.function([x], x + 1)
     assert f.mode.optimizer == "fast_compile" and ts.config.mode == "FAST_RUN"
+
+
+NO_COMPILER = """
+import json, warnings
+import numpy as np
+import tracesym as ts
+x = ts.dvector("x")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    f = ts.function([x], ts.exp(x))
+    g = ts.function([x], x * 2)
+print(json.dumps({"linker": ts.config.linker, "warnings": [str(w.message) for w in caught],
+                  "out": f(np.zeros(2)).tolist() + g(np.ones(2)).tolist()}))
+"""
+
+
+def test_default_linker_without_a_compiler_is_numpy_after_one_warning(tmp_path):
+    """A new process with no linker flag and no C compiler (CC names none) runs its
+    functions on the numpy linker, and says so once."""
+    rc = tmp_path / "rc"
+    rc.write_text("")
+    env = dict(os.environ, CC=str(tmp_path / "no-such-cc"), TRACESYMRC=str(rc),
+               TRACESYM_FLAGS=f"compiledir={tmp_path / 'kernels'}")
+    r = subprocess.run([sys.executable, "-c", NO_COMPILER], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["linker"] == "c"
+    assert len(got["warnings"]) == 1, got["warnings"]
+    assert "no C compiler" in got["warnings"][0] and "numpy linker" in got["warnings"][0]
+    assert got["out"] == [1.0, 1.0, 2.0, 2.0]

@@ -55,9 +55,10 @@ FLAGS = {
              "compute each Op's test value as it is traced; 'raise' makes a missing one an error"),
         Flag("mode", "FAST_RUN", _choice("FAST_RUN", "FAST_COMPILE", "NONE"),
              "default compilation mode of `function` and `@compile`"),
-        Flag("linker", "numpy", _choice("numpy", "c"),
-             "backend that runs compiled graphs: numpy (the reference) or c (generated C "
-             "kernels; the numpy backend with a warning where no C compiler exists)"),
+        Flag("linker", "c", _choice("numpy", "c"),
+             "backend that runs compiled graphs: c (generated C kernels, the default; the "
+             "numpy backend, after one warning, where no C compiler exists) or numpy (the "
+             "reference every Op has, and the oracle the tests compare with)"),
         Flag("device", "cpu", _choice("cpu", "cuda"), "where compiled functions run"),
         Flag("compiledir", _default_compiledir(), _path, "on-disk cache of generated kernels"),
     )

@@ -71,6 +71,15 @@ REF = {
 }
 #: rows computed by a formula of their own rather than numpy's function: compared with a tolerance
 APPROX = {"sigmoid", "softplus", "erf", "erfc"}
+#: float rows the C kernels compute with glibc's libm / libmvec (SIMD), where numpy has its own
+#: loops (SVML on AVX-512 machines): both are a few ULP from the true value and may round
+#: differently.  The other rows are exact or correctly rounded everywhere: compared bit for bit.
+LIBM = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin",
+        "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "power"}
+#: how far apart (in ULP) a C result of a `LIBM` row may be from numpy's: libmvec is within 4 ULP
+#: of the true value (https://sourceware.org/glibc/wiki/libmvec), and numpy's own accuracy test
+#: allows its loops up to 4 ULP (numpy/_core/tests/data/umath-validation-set-*.csv)
+LIBM_ULP = 8
 ROWS = [r for r in S.TABLE.values() if not r.name.startswith("cast_")]
 CAST_ROWS = [r for r in S.TABLE.values() if r.name.startswith("cast_")]
 
@@ -115,9 +124,10 @@ def data(shape, dtype, rng, row=None):
     return flat.reshape(shape)
 
 
-def check(got, expected, approx=False):
+def check(got, expected, approx=False, row=None):
     """Same dtype and shape; equal values (nan where numpy has nan), within a tolerance for
-    rows that are not numpy's own function."""
+    rows that are not numpy's own function, within `LIBM_ULP` for a `LIBM` row the C linker
+    ran."""
     expected = np.asarray(expected)
     assert isinstance(got, np.ndarray)
     assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
@@ -125,6 +135,8 @@ def check(got, expected, approx=False):
     if expected.dtype.kind in "fc" and approx:
         rtol = {2: 2e-3, 4: 1e-6, 8: 1e-12}.get(expected.dtype.itemsize, 1e-6)
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol, equal_nan=True)
+    elif expected.dtype.kind == "f" and row in LIBM and ts.config.linker == "c":
+        np.testing.assert_array_max_ulp(got, expected, maxulp=LIBM_ULP)
     else:
         np.testing.assert_array_equal(got, expected)
 
@@ -163,7 +175,7 @@ def test_row_against_numpy(row, dtype, rng):
             want = np.broadcast_shapes(*shapes)
             assert out.type.shape == (want if static else (None,) * len(want))
             assert out.dtype == expected.dtype.name
-            check(run(xs, out, *args), expected, approx=row.name in APPROX)
+            check(run(xs, out, *args), expected, approx=row.name in APPROX, row=row.name)
 
 
 def test_every_row_has_a_reference():
@@ -185,7 +197,7 @@ def test_binary_rows_mixed_dtypes(row, dtypes, rng):
             elemwise_op(row.name)(*xs)
         return
     out = elemwise_op(row.name)(*xs)
-    check(run(xs, out, *args), expected, approx=row.name in APPROX)
+    check(run(xs, out, *args), expected, approx=row.name in APPROX, row=row.name)
 
 
 SCALARS = [3, 2.5, True, -2, 1000, -1, 2 ** 40, 1e300, 1j]
@@ -217,7 +229,7 @@ def test_python_scalars_are_weak(name, dtype, rng):
                 continue
             out = BINARY_FUNCS[name](*ts_args)
             assert out.dtype == np.asarray(expected).dtype.name, (s, swap)
-            check(run([x], out, a), expected)
+            check(run([x], out, a), expected, row=name)
 
 
 def test_weak_scalar_examples():
@@ -547,7 +559,8 @@ def test_operators(op, dtype, rng):
         out = build()
         assert isinstance(out, ts.Tensor)
         vals = {id(x): xv, id(y): yv}
-        check(run(ins, out, *[vals[id(v)] for v in ins]), want)
+        check(run(ins, out, *[vals[id(v)] for v in ins]), want,
+              row="power" if op == "**" else None)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "float64", "bool", "uint8"])

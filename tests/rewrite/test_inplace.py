@@ -20,6 +20,9 @@ from tracesym.rewrite.inplace import DestroyError
 
 #: these tests look at single Elemwise nodes going in place: fusion would merge them first
 UNFUSED = ts.Mode().excluding("fusion")
+#: the same on the numpy linker, for tests of `InplaceElemwise.perform` itself and of how
+#: fast the rewrite runs (C code generation is not what they time)
+NUMPY_UNFUSED = ts.Mode(linker="numpy").excluding("fusion")
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -42,11 +45,12 @@ def plain(f, name):
                and n.op.scalar_op.name == name and not n.op.destroy_map)
 
 
-def check(inputs, outputs, *values):
+def check(inputs, outputs, *values, mode=UNFUSED):
     """Compile with and without rewrites, run both on copies, compare; assert the arguments
-    are unchanged.  Returns the FAST_RUN function."""
-    f = ts.function(inputs, outputs, mode=UNFUSED, on_unused_input="ignore")
-    g = ts.function(inputs, outputs, mode="NONE", on_unused_input="ignore")
+    are unchanged.  Returns the function compiled with `mode`."""
+    f = ts.function(inputs, outputs, mode=mode, on_unused_input="ignore")
+    g = ts.function(inputs, outputs, mode=ts.Mode(None, linker=mode.linker),
+                    on_unused_input="ignore")
     kept = [np.array(v, copy=True) for v in values]
     got = f(*values)
     for v, k in zip(values, kept):
@@ -90,7 +94,7 @@ def test_the_in_place_result_is_the_input_buffer(monkeypatch):
 
     monkeypatch.setattr(InplaceElemwise, "perform", spy)
     x = ts.dvector("x")
-    f = ts.function([x], ts.tanh(ts.exp(x * 2)), mode=UNFUSED)
+    f = ts.function([x], ts.tanh(ts.exp(x * 2)), mode=NUMPY_UNFUSED)
     np.testing.assert_allclose(f(np.arange(3.0)), np.tanh(np.exp(np.arange(3.0) * 2)))
     assert seen == [("exp", True), ("tanh", True)]
 
@@ -106,7 +110,7 @@ def test_fused_scalar_op_is_evaluated_then_copied():
     fused = S.ScalarOp("fused_tanh_add", 2, lambda a, b: np.tanh(a) + b, "(tanh({0}) + {1})")
     x = ts.dmatrix("x")
     out = Elemwise(fused)(x * 2.0, ts.exp(x))  # both operands have x's shape
-    f = check([x], out, X)
+    f = check([x], out, X, mode=NUMPY_UNFUSED)  # perform's path for an Op that is no ufunc
     assert destroyers(f) == {"fused_tanh_add": [0]}
 
 
@@ -367,7 +371,7 @@ def test_a_long_chain_goes_in_place_quickly():
     for k in range(2000):
         y = ts.tanh(y) if k % 2 == 0 else y * 1.0001
     t = time.perf_counter()
-    f = ts.function([x], y, mode=UNFUSED)
+    f = ts.function([x], y, mode=NUMPY_UNFUSED)
     elapsed = time.perf_counter() - t
     assert sum(len(v) for v in destroyers(f).values()) == 2000
     assert plain(f, "mul") == 1

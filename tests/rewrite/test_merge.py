@@ -11,6 +11,9 @@ from tracesym.rewrite import merge as M
 from tracesym.trace.graph import Apply, Constant, as_variable
 
 CHEAP = "FAST_COMPILE"
+#: the reference for folded constants: folding computes with numpy, and the C linker's exp may
+#: round differently from numpy's
+NUMPY_NONE = ts.Mode(None, linker="numpy")
 
 
 @pytest.fixture(autouse=True)
@@ -26,9 +29,9 @@ def fired(f):
     return [name for name, _ in f.graph.rewrite_log]
 
 
-def both(inputs, outputs, mode=CHEAP):
+def both(inputs, outputs, mode=CHEAP, reference="NONE"):
     return (ts.function(inputs, outputs, mode=mode, on_unused_input="ignore"),
-            ts.function(inputs, outputs, mode="NONE", on_unused_input="ignore"))
+            ts.function(inputs, outputs, mode=reference, on_unused_input="ignore"))
 
 
 def same(a, b):
@@ -141,7 +144,7 @@ def test_nodes_with_unhashable_props_are_left_alone():
 def test_what_folding_makes_unused_is_removed():
     x = ts.dvector("x")
     k = ts.exp(ts.constant(np.arange(3.0))) * 2.0  # computed from constants only
-    f, g = both([x], x + k)
+    f, g = both([x], x + k, reference=NUMPY_NONE)
     assert ops(f) == ["Elemwise{add}"]
     consts = [v for v in f.graph.nodes if isinstance(v, Constant)]
     assert len(consts) == 1 and consts[0] is f.graph.toposort()[0].inputs[1]
@@ -154,7 +157,7 @@ def test_constants_fold_and_numbers_match_numpy():
     x = ts.dvector("x")
     c = ts.constant(np.arange(3.0))
     folded = ts.exp(c) * 2.0 + ts.sqrt(c)
-    f, g = both([x], x * folded)
+    f, g = both([x], x * folded, reference=NUMPY_NONE)
     assert ops(f) == ["Elemwise{mul}"] and "constant_folding" in fired(f)
     k = f.graph.toposort()[0].inputs[1]
     assert isinstance(k, Constant) and k.type.shape == (3,)
