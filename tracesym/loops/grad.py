@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..config import config
 from ..errors import GradientError
-from ..trace.graph import Constant, applies_between, as_variable, clone_replace, leaves
+from ..trace.graph import Constant, applies_between, as_variable, clone_replace, leaves, rebuild
 
 
 def _is_float(v):
@@ -123,13 +123,7 @@ def _read_stored(outs, recomputed, rows):
             memo[id(node.outputs[0])] = d[node.op.i] if isinstance(node.op, ShapeI) else \
                 _shape_vector(d, node.outputs[0])
             continue
-        new_inputs = [memo.get(id(v), v) for v in node.inputs]
-        if all(a is b for a, b in zip(new_inputs, node.inputs)):
-            continue
-        new = node.op.make_node(*new_inputs)
-        for old_o, new_o in zip(node.outputs, new.outputs):
-            new_o.name, new_o.source = old_o.name, old_o.source
-            memo[id(old_o)] = new_o
+        rebuild(node, memo)
     return [memo.get(id(o), o) for o in outs]
 
 

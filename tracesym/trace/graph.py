@@ -266,21 +266,28 @@ def ancestors(outputs, blockers=()) -> list[Variable]:
     return out
 
 
-def clone_replace(outputs, replace: dict, rebuild=True) -> list[Variable]:
+def clone_replace(outputs, replace: dict) -> list[Variable]:
     """Copies of `outputs` with the variables in `replace` swapped for their values.
 
     Nodes are rebuilt with `op.make_node`, so types are re-inferred from the new inputs
     (a replacement may be more or less specific than the original)."""
     memo = {id(k): v for k, v in replace.items()}
     for node in applies_between(list(replace), outputs):
-        new_inputs = [memo.get(id(v), v) for v in node.inputs]
-        if all(a is b for a, b in zip(new_inputs, node.inputs)):
-            continue
-        new = node.op.make_node(*new_inputs)
-        for old_o, new_o in zip(node.outputs, new.outputs):
-            new_o.name, new_o.source = old_o.name, old_o.source
-            memo[id(old_o)] = new_o
+        rebuild(node, memo)
     return [memo.get(id(o), o) for o in outputs]
+
+
+def rebuild(node, memo: dict):
+    """Where `memo` (id of a variable -> its replacement) replaces an input of `node`, a new
+    node on the replaced inputs, its outputs (named and located as the old ones) recorded in
+    `memo`."""
+    new_inputs = [memo.get(id(v), v) for v in node.inputs]
+    if all(a is b for a, b in zip(new_inputs, node.inputs)):
+        return
+    new = node.op.make_node(*new_inputs)
+    for old_o, new_o in zip(node.outputs, new.outputs):
+        new_o.name, new_o.source = old_o.name, old_o.source
+        memo[id(old_o)] = new_o
 
 
 def clone_graph(inputs, outputs):
