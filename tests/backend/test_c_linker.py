@@ -317,16 +317,18 @@ static int k0_add_rows(int64_t lo, int64_t hi, const int m, const int64_t *shape
   }
   const int64_t da0 = st[0 + m - 1];
   const int64_t do0 = st[1 + m - 1];
-  const int unit = da0 == (int64_t)sizeof(double) && do0 == (int64_t)sizeof(double);
+  const int unit = (da0 == (int64_t)sizeof(double) || da0 == 0) && do0 == (int64_t)sizeof(double);
+  const int splat = da0 == 0;
   const int64_t len = shape[m - 1];
   const int pack = unit && len < 16;
   double pk0[256];
   double pq0[256];
   char *dst0[256];
   int64_t np_ = 0, nr_ = 0;
+  double sp0[256];
   for (int64_t row = lo; row < hi; row++) {
     if (pack) {
-      for (int64_t j = 0; j < len; j++) pk0[np_ + j] = ((const double *)a0)[j];
+      for (int64_t j = 0; j < len; j++) pk0[np_ + j] = *(const double *)(a0 + j * da0);
       dst0[nr_] = o0;
       np_ += len; nr_++;
       if (np_ + len > 256) {
@@ -337,6 +339,11 @@ static int k0_add_rows(int64_t lo, int64_t hi, const int m, const int64_t *shape
           }
         np_ = 0; nr_ = 0;
       }
+    } else if (unit && splat) {
+      const int64_t fill = len < 256 ? len : 256;
+      if (da0 == 0) for (int64_t j = 0; j < fill; j++) sp0[j] = *(const double *)a0;
+      for (int64_t c = 0; c < len; c += 256)
+        ts_err |= k0_add_row(len - c < fill ? len - c : fill, da0 ? (const double *)a0 + c : sp0, (double *)o0 + c, s1);
     } else if (unit) {
       ts_err |= k0_add_row(len, (const double *)a0, (double *)o0, s1);
     } else {

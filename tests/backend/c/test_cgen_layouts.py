@@ -3,10 +3,10 @@
 
 The strided loop collapses dims and runs rows whose innermost stride is one element for every
 operand through the same vector loop as the contiguous kernel (column slices, row-strided
-3-D views, broadcast outer dims); everything else (an input broadcast along the innermost dim,
-negative or gapped innermost strides) takes the general loop.  Rows of any length are covered,
-since a row's last `n % TAIL` elements run padded through the vector loop, and rows shorter
-than `TAIL` run packed together."""
+3-D views, broadcast outer dims, an input broadcast along the innermost dim through a buffer
+holding its value); everything else (negative or gapped innermost strides) takes the general
+loop.  Rows of any length are covered, since a row's last `n % TAIL` elements run padded
+through the vector loop, and rows shorter than `TAIL` run packed together."""
 
 import numpy as np
 import pytest
@@ -177,6 +177,21 @@ def test_broadcast_dims(kernels, key, rng):
     _check(kernels, key, [x, y[:, :1]])  # broadcast along the innermost dim
     _check(kernels, key, [x[:1, :1], y[:, 5:9]])
     _check(kernels, key, [x[2, 2], y])  # 0-d
+
+
+@pytest.mark.parametrize("key", [k for k in PROGRAMS if k != "partial"])
+@pytest.mark.parametrize("width", [3, 16, 45, cgen.PACK, 2 * cgen.PACK + 5])
+def test_input_broadcast_along_the_inner_dim(kernels, key, width, rng):
+    """A conv bias (1, C, 1) against (N, C, W): its value fills a buffer that goes through
+    the vector loop with the other operand's rows (in chunks of PACK, or packed when short),
+    giving the same bits as a contiguous broadcast copy."""
+    shape = (2, 3, width)
+    for bias in (0, 1):
+        args = [_values(rng, key, role, (1, 3, 1) if role == bias else shape) for role in (0, 1)]
+        got = _check(kernels, key, args)
+        full = [np.ascontiguousarray(np.broadcast_to(a, shape)) for a in args]
+        for g, c in zip(got, kernels[key](full)):
+            np.testing.assert_array_equal(g, c)
 
 
 @pytest.mark.parametrize("key", ["float64", "int8"])

@@ -322,9 +322,9 @@ def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[
     Both run `<name>_row`, one `restrict` loop over unit-stride operands that the compiler
     vectorizes (libmvec calls for exp, tanh, ...): contig over the whole array, or over
     blocks on OpenMP's threads; strided over each row once its dims are collapsed
-    (`ts_collapse`) and every operand's innermost stride is one element.  Other layouts
-    (an input broadcast along the innermost dim, a negative or non-unit innermost stride)
-    take a general loop over byte strides."""
+    (`ts_collapse`) and every operand's innermost stride is one element, or 0 for an input
+    broadcast along it (its value copied into a buffer).  Other layouts (a negative or
+    non-unit innermost stride) take a general loop over byte strides."""
     k = _Elemwise(name, program, scalars, ndim)
     decl = (f"int {name}_contig(int64_t n, {k.params});\n"
             f"int {name}_strided(const int64_t *meta, {k.params});\n")
@@ -444,8 +444,8 @@ class _Elemwise:
         return d + ["  int64_t np_ = 0, nr_ = 0;"]
 
     def pack_row(self):
-        r = [f"for (int64_t j = 0; j < len; j++) pk{i}[np_ + j] = ((const {self.sto_in[i]} *)a{i})[j];"
-             for i in self.arrays]
+        r = [f"for (int64_t j = 0; j < len; j++) pk{i}[np_ + j] = "
+             f"*(const {self.sto_in[i]} *)(a{i} + j * da{i});" for i in self.arrays]
         r += [f"dst{k}[nr_] = o{k};" for k in range(self.nout)]
         r += ["np_ += len; nr_++;", f"if (np_ + len > {PACK}) {{"]
         r += ["  " + x for x in self.pack_flush()]
@@ -459,6 +459,22 @@ class _Elemwise:
         r += [f"    (({t} *)dst{k}[r_])[j] = pq{k}[r_ * len + j];"
               for k, t in enumerate(self.sto_out)]
         return r + ["  }", "np_ = 0; nr_ = 0;"]
+
+    def splat_decls(self):
+        """Inputs broadcast along the innermost dim (a conv bias (1, C, 1, 1) against
+        (N, C, H, W)): their value is copied into a buffer of up to PACK elements, and the
+        row goes through `_row` in chunks of PACK like a unit-stride one."""
+        return [f"  {self.sto_in[i]} sp{i}[{PACK}];" for i in self.arrays]
+
+    def splat_row(self):
+        r = [f"const int64_t fill = len < {PACK} ? len : {PACK};"]
+        r += [f"if (da{i} == 0) for (int64_t j = 0; j < fill; j++) "
+              f"sp{i}[j] = *(const {self.sto_in[i]} *)a{i};" for i in self.arrays]
+        args = [f"da{i} ? (const {self.sto_in[i]} *)a{i} + c : sp{i}" for i in self.arrays]
+        args += [f"({self.sto_out[k]} *)o{k} + c" for k in range(self.nout)]
+        args += [f"s{i}" for i in self.scalars]
+        return r + [f"for (int64_t c = 0; c < len; c += {PACK})",
+                    f"  ts_err |= {self.name}_row({', '.join(['len - c < fill ? len - c : fill'] + args)});"]
 
     def strided(self):
         """`_rows`: rows lo..hi of the innermost of the collapsed dims, with an n-d counter
@@ -477,14 +493,20 @@ class _Elemwise:
         s += [f"    {p} += idx[d] * st[{o * nd} + d];" for o, p in enumerate(ops)]
         s += ["  }"]
         s += [f"  const int64_t d{p} = st[{o * nd} + m - 1];" for o, p in enumerate(ops)]
-        unit = " && ".join(f"d{p} == (int64_t)sizeof({t})" for p, t in zip(ops, sizes))
-        s += [f"  const int unit = {unit};",
+        ins = [f"a{i}" for i in self.arrays]
+        unit = " && ".join([f"(da{i} == (int64_t)sizeof({self.sto_in[i]}) || da{i} == 0)"
+                            for i in self.arrays]
+                           + [f"do{k} == (int64_t)sizeof({t})" for k, t in enumerate(self.sto_out)])
+        splat = " || ".join(f"d{p} == 0" for p in ins) or "0"
+        s += [f"  const int unit = {unit};", f"  const int splat = {splat};",
               f"  const int64_t len = shape[m - 1];",
               f"  const int pack = unit && len < {TAIL};"]
-        s += self.pack_decls()
+        s += self.pack_decls() + self.splat_decls()
         s += ["  for (int64_t row = lo; row < hi; row++) {",
               "    if (pack) {"]
         s += ["      " + x for x in self.pack_row()]
+        s += ["    } else if (unit && splat) {"]
+        s += ["      " + x for x in self.splat_row()]
         s += ["    } else if (unit) {", f"      ts_err |= {self.row_call('len')};",
               "    } else {", "      for (int64_t i = 0; i < shape[m - 1]; i++) {"]
 
