@@ -7,7 +7,8 @@ import pytest
 
 import tracesym as ts
 from tracesym.errors import OpRuntimeError, ShapeError
-from tracesym.ops.nnet import LogSoftmax, OneHot, Softmax, SoftmaxCrossEntropy, SoftmaxGrad
+from tracesym.ops.nnet import (LogSoftmax, OneHot, Softmax, SoftmaxCrossEntropy,
+                               SoftmaxCrossEntropyGrad, SoftmaxGrad)
 from tracesym.ops.shape import shape_i
 from tracesym.trace.graph import ancestors
 
@@ -334,6 +335,11 @@ GRAD_CASES = {
         (lambda x: ts.softmax_cross_entropy(x, LABELS_3D, axis=1), [_n(2, 3, 2)]),
         (lambda x: ts.softmax_cross_entropy(x * 300.0, LABELS), [_n(3, 4)]),
     ],
+    SoftmaxCrossEntropyGrad: [
+        (lambda dy, x: SoftmaxCrossEntropyGrad(1)(dy, x, LABELS), [_n(3), _n(3, 4)]),
+        (lambda dy, x: SoftmaxCrossEntropyGrad(0)(dy, x, LABELS), [_n(1), _n(4, 3)]),
+        (lambda dy, x: SoftmaxCrossEntropyGrad(1)(dy, x, LABELS_3D), [_n(2), _n(2, 3, 2)]),
+    ],
 }
 
 
@@ -372,6 +378,36 @@ def test_cross_entropy_gradient_is_softmax_minus_one_hot(rng):
     x, y = ts.dmatrix("x"), ts.lvector("y")
     g = run([x, y], ts.grad(ts.sum(ts.softmax_cross_entropy(x, y)), x), a, LABELS)
     check(g, np_softmax(a, axis=-1) - np.eye(4)[LABELS], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("axis,shape,dy_shape", [(1, (5, 4), (5,)), (1, (5, 4), ()),
+                                                  (0, (4, 5), (1,)), (1, (2, 3, 4), (2, 4)),
+                                                  (-1, (0, 4), (0,))])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_cross_entropy_grad_op(axis, shape, dy_shape, dtype, rng):
+    """dy * (softmax(x) - one_hot(y)) along the axis, dy broadcast to the labels' shape."""
+    a = (rng.normal(size=shape) * 30).astype(dtype)
+    lshape = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+    labels = rng.integers(0, shape[axis], lshape)
+    dy = rng.normal(size=dy_shape).astype(dtype)
+    x, d, y = ts.tensor(dtype, (None,) * len(shape)), ts.tensor(dtype, (None,) * len(dy_shape)), \
+        ts.tensor("int64", (None,) * len(lshape))
+    out = SoftmaxCrossEntropyGrad(axis % len(shape))(d, x, y)
+    code = np.moveaxis(np.eye(shape[axis])[labels], -1, axis % len(shape))
+    want = np.expand_dims(np.broadcast_to(dy, lshape), axis) * (np_softmax(a.astype("float64"), axis) - code)
+    tol = 1e-6 if dtype == "float32" else 1e-13
+    check(run([d, x, y], out, dy, a, labels), want.astype(dtype), rtol=tol, atol=tol)
+
+
+def test_softmax_cross_entropy_grad_errors():
+    x, y = ts.dmatrix("x"), ts.lvector("y")
+    with pytest.raises(ShapeError, match="broadcast to the labels"):
+        SoftmaxCrossEntropyGrad(1)(ts.tensor("float64", (3,)), ts.tensor("float64", (4, 2)), y)
+    with pytest.raises(ShapeError, match="more dimensions"):
+        SoftmaxCrossEntropyGrad(1)(ts.dmatrix(), x, y)
+    f = ts.function([x, y], SoftmaxCrossEntropyGrad(1)(1.0, x, y))
+    with pytest.raises(OpRuntimeError, match="label 4 is out of range"):
+        f(np.zeros((2, 4)), np.array([0, 4]))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

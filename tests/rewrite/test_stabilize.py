@@ -13,7 +13,9 @@ import tracesym as ts
 from tracesym.errors import ShapeError
 from tracesym.ops.composite import Composite, program_of
 from tracesym.ops.elemwise import Elemwise
-from tracesym.ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxGrad
+from tracesym.ops.nnet import (LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad,
+                               SoftmaxGrad)
+from tracesym.ops.subtensor import AdvancedIncSubtensor
 from tracesym.ops.reduce import LogSumExp
 from tracesym.ops.shape import BroadcastTo, shape_i
 
@@ -635,6 +637,55 @@ def test_cross_entropy_gradient_logsoftmax_version_and_repeated_rows():
     a = np.random.default_rng(9).normal(size=(3, 4))
     same(f2(a, LABELS), g2(a, LABELS), rtol=1e-12, atol=1e-15)
     assert np.all(np.isfinite(f2(EXTREME, LABELS)))
+
+
+@pytest.mark.parametrize("form,axis", [
+    (lambda x, y: -ts.log(ts.softmax(x))[ts.arange(y.shape[0]), y].mean(), 1),  # rows unproven
+    (lambda x, y: -ts.log(ts.softmax(x))[ts.arange(x.shape[0]), y].sum(), 1),
+    (lambda x, y: -ts.logsoftmax(x)[ts.arange(x.shape[0]), y].mean(), 1),
+    (lambda x, y: -(ts.logsoftmax(x)[ts.arange(x.shape[0]), y] * ts.arange(3)).sum(), 1),
+    (lambda x, y: -ts.logsoftmax(x, axis=0)[y, ts.arange(x.shape[1])].sum(), 0),
+])
+def test_cross_entropy_gradient_is_one_op(form, axis):
+    """The gradient's one-hot scatter, its row sums and the softmax it multiplies become one
+    SoftmaxCrossEntropyGrad: no Softmax, no AdvancedIncSubtensor left, values as mode NONE's."""
+    x, y = ts.dmatrix("x"), ts.lvector("y")
+    xs = x if axis == 1 else x.T
+    f, g = compile_both([x, y], ts.grad(form(xs, y) if axis == 1 else form(x, y), x))
+    assert "softmax_cross_entropy_grad_from_scatter" in fired(f)
+    types = op_types(f)
+    assert SoftmaxCrossEntropyGrad in types and Softmax not in types
+    assert not {AdvancedIncSubtensor, LogSoftmax} & types
+    a = np.random.default_rng(10).normal(size=(3, 4))
+    a = a if axis == 1 else a.T.copy()
+    same(f(a, LABELS), g(a, LABELS), rtol=1e-13, atol=1e-16)
+    assert np.all(np.isfinite(f(EXTREME if axis == 1 else EXTREME.T.copy(), LABELS)))
+
+
+def test_cross_entropy_gradient_with_fewer_labels_than_rows():
+    """arange(len(y)) indexes the first rows only: the others get a zero gradient, and the
+    cross-entropy gradient runs on the first rows (its inputs cut to them)."""
+    x, y = ts.dmatrix("x"), ts.lvector("y")
+    cost = -ts.log(ts.softmax(x))[ts.arange(y.shape[0]), y].mean()
+    f, g = compile_both([x, y], ts.grad(cost, x))
+    assert SoftmaxCrossEntropyGrad in op_types(f)
+    a = np.random.default_rng(11).normal(size=(5, 4))
+    got = f(a, LABELS)
+    same(got, g(a, LABELS), rtol=1e-13, atol=1e-16)
+    assert np.all(got[3:] == 0)
+    with pytest.raises(Exception, match=r"labels of shape \(3,\) do not match(.|\n)*line"):
+        f(a[:2], LABELS)  # more labels than rows: an error naming the user's line
+
+
+def test_cross_entropy_gradient_rule_does_not_fire_elsewhere():
+    x, y = ts.dmatrix("x"), ts.lvector("y")
+    a = np.random.default_rng(12).normal(size=(3, 4))
+    for cost in (-ts.log(ts.softmax(x))[np.array([0, 0, 2]), y].sum(),  # rows not an arange
+                 -ts.log(ts.softmax(x) + 1e-30)[ts.arange(3), y].sum(),
+                 (ts.softmax(x)[ts.arange(3), y] ** 2).sum()):
+        f, g = compile_both([x, y], ts.grad(cost, x))
+        assert "softmax_cross_entropy_grad_from_scatter" not in fired(f)
+        same(f(a, LABELS), g(a, LABELS), rtol=1e-12, atol=1e-15)
 
 
 # -- the logistic-regression model of DESIGN.md ------------------------------------------------

@@ -289,18 +289,79 @@ class SoftmaxCrossEntropy(Op):
         return (r.reshape(want).astype(dtype, copy=False),)
 
     def L_op(self, inputs, outputs, output_grads):
-        from .shape import shape_i
-
         (logits, labels), (g,) = inputs, output_grads
         if g is None or logits.dtype[0] != "f":
             return [None, None]
-        code = OneHot(self.axis, logits.dtype)(labels, shape_i(logits, self.axis))
-        sm = Softmax((self.axis,))(logits)
-        return [expand(g, (self.axis,)) * (sm - code), None]
+        return [SoftmaxCrossEntropyGrad(self.axis)(g, logits, labels), None]
 
     def infer_shape(self, node, input_shapes):
         shp = input_shapes[0]
         return [tuple(shp[:self.axis]) + tuple(shp[self.axis + 1:])]
+
+
+class SoftmaxCrossEntropyGrad(Op):
+    """The gradient of softmax_cross_entropy(logits, labels) with respect to the logits, for
+    the output gradient `dy` (broadcast to the labels' shape): dy * (softmax(logits) -
+    one_hot(labels)) along `axis`.  One Op, so the C backend makes it in one pass over the
+    logits, where the expression would build a one-hot matrix and a softmax of its own."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis):
+        self.axis = int(axis)
+
+    def make_node(self, dy, logits, labels):
+        dy = _float_input("softmax_cross_entropy_grad", dy)
+        ce = SoftmaxCrossEntropy(self.axis).make_node(logits, labels)
+        rest = ce.outputs[0].type.shape
+        if dy.ndim > len(rest):
+            raise ShapeError(f"softmax_cross_entropy_grad: dy {dy.type.short()} has more "
+                             f"dimensions than the labels {ce.inputs[1].type.short()}")
+        for a, b in zip(reversed(rest), reversed(dy.type.shape)):
+            if b not in (1, None) and a is not None and a != b:
+                raise ShapeError(f"softmax_cross_entropy_grad: dy {dy.type.short()} does not "
+                                 f"broadcast to the labels' shape {ce.inputs[1].type.short()}")
+        x = ce.inputs[0]
+        out = TensorType(_float_dtype(x.dtype), x.type.shape).make_variable()
+        return Apply(self, [dy, x, ce.inputs[1]], [out])
+
+    def perform(self, node, inputs):
+        dy, logits, labels = inputs
+        dtype = node.outputs[0].dtype
+        x = _work(logits, dtype)
+        want = x.shape[:self.axis] + x.shape[self.axis + 1:]
+        if labels.shape != want:
+            raise ValueError(f"labels of shape {labels.shape} do not match logits of shape "
+                             f"{x.shape} without axis {self.axis}")
+        _check_labels(labels, x.shape[self.axis])
+        d = np.expand_dims(np.broadcast_to(_work(dy, dtype), want), self.axis)
+        if x.size == 0:
+            return (np.empty(x.shape, dtype),)
+        code = np.equal(np.expand_dims(labels, self.axis), np.arange(x.shape[self.axis]).reshape(
+            (-1,) + (1,) * (x.ndim - self.axis - 1)))
+        with np.errstate(invalid="ignore"):
+            sm = np.exp(x - np.max(x, axis=self.axis, keepdims=True))
+            sm /= np.sum(sm, axis=self.axis, keepdims=True)
+            return (np.asarray(d * (sm - code), dtype=dtype),)
+
+    def L_op(self, inputs, outputs, output_grads):
+        """out = e * (sm - code) with e = dy expanded: d/d dy is sum(g * (sm - code), axis),
+        d/d logits is softmax_grad(g * e, sm)."""
+        from .elemwise import cast, sum_to
+        from .shape import shape_i
+
+        (dy, logits, labels), (g,) = inputs, output_grads
+        if g is None:
+            return [None, None, None]
+        g = cast(g, outputs[0].dtype)
+        sm = Softmax((self.axis,))(logits)
+        code = OneHot(self.axis, sm.dtype)(labels, shape_i(logits, self.axis))
+        gdy = sum_to(cast(_sum(g * (sm - code), self.axis), dy.dtype), dy)
+        e = expand(cast(dy, sm.dtype), tuple(range(labels.ndim - dy.ndim)) + (self.axis,))
+        return [gdy, SoftmaxGrad((self.axis,))(g * e, sm), None]
+
+    def infer_shape(self, node, input_shapes):
+        return [tuple(input_shapes[1])]
 
 
 def softmax_cross_entropy(logits, labels, axis=-1):
@@ -416,7 +477,8 @@ def dropout(x, p, rng_stream, training=True):
     return where(keep, x * (1 / (1 - p)), 0)
 
 
-__all__ = ["Softmax", "SoftmaxGrad", "LogSoftmax", "OneHot", "SoftmaxCrossEntropy", "softmax",
+__all__ = ["Softmax", "SoftmaxGrad", "LogSoftmax", "OneHot", "SoftmaxCrossEntropy",
+           "SoftmaxCrossEntropyGrad", "softmax",
            "logsoftmax", "log_softmax", "relu", "one_hot", "softmax_cross_entropy",
            "categorical_crossentropy", "elu", "binary_crossentropy", "sigmoid_binary_crossentropy",
            "batch_normalization", "dropout"]

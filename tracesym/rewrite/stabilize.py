@@ -21,14 +21,16 @@ import numpy as np
 from ..ops import elemwise as E
 from ..ops.basic import Alloc, ARange
 from ..ops.elemwise import Elemwise
-from ..ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxGrad
+from ..ops.nnet import (LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad,
+                        SoftmaxGrad)
 from ..ops.reduce import LogSumExp, Reduce
 from ..ops.reduce import sum as _sum
-from ..ops.shape import ShapeI, broadcast_shape_of, broadcast_to, shape_i
+from ..ops.shape import BroadcastTo, DimShuffle, ShapeI, broadcast_shape_of, broadcast_to, shape_i
 from ..ops.subtensor import (SYM, AdvancedIncSubtensor, AdvancedSubtensor, IncSubtensor,
-                              getitem)
+                              getitem, set_subtensor)
 from ..trace.graph import Constant
 from .engine import node_rewriter
+from .shapes import shape_facts
 
 TAGS = ("stabilize",)
 #: the most terms `log(a + b + ... + 1)` looks through for the 1, and the most Ops a size is
@@ -337,6 +339,31 @@ def softmax_grad_of_log(graph, node):
 
 # -- softmax cross-entropy with integer labels -----------------------------------------------
 
+def _labelled_rows(x, i0, i1, axis, *same_as_x):
+    """For a 2-D `x` indexed by [i0, i1] = [arange(n), y] along `axis` (1; or [y, arange(n)]
+    along 0): (x cut to the n indexed rows unless `n` is known to be their count, y broadcast
+    to n labels unless known to be n long, the cut key or None), else None.  `same_as_x`:
+    variables known to have x's shape."""
+    rows, labels = (i0, i1) if axis == 1 else (i1, i0)
+    if labels.ndim != 1 or labels.dtype[0] not in "iu":
+        return None
+    n = _arange_length(rows)
+    if n is None:
+        return None
+    r = 1 - axis
+    if isinstance(n, int):
+        rows_match, labels_match = x.type.shape[r] == n, labels.type.shape[0] == n
+    else:
+        rows_match, labels_match = _is_dim(n, r, x, *same_as_x), _is_dim(n, 0, labels)
+    key = None
+    if not rows_match:
+        key = (slice(None, n),) if r == 0 else (slice(None), slice(None, n))
+        x = getitem(x, key)
+    if not labels_match:
+        labels = broadcast_to(labels, (n,))
+    return x, labels, key
+
+
 def _cross_entropy(node):
     """softmax_cross_entropy(x, y) for `logsoftmax(x)[arange(n), y]` (or `[y, arange(n)]` with
     the softmax over axis 0), else None.  Where `n` is not known to be x's row count or y's
@@ -349,22 +376,8 @@ def _cross_entropy(node):
     if len(ls.owner.op.axis) != 1:
         return None
     (axis,) = ls.owner.op.axis
-    rows, labels = (i0, i1) if axis == 1 else (i1, i0)
-    if labels.ndim != 1 or labels.dtype[0] not in "iu":
-        return None
-    n = _arange_length(rows)
-    if n is None:
-        return None
-    x, r = ls.owner.inputs[0], 1 - axis
-    if isinstance(n, int):
-        rows_match, labels_match = x.type.shape[r] == n, labels.type.shape[0] == n
-    else:
-        rows_match, labels_match = _is_dim(n, r, x, ls), _is_dim(n, 0, labels)
-    if not rows_match:
-        x = getitem(x, (slice(None, n),) if r == 0 else (slice(None), slice(None, n)))
-    if not labels_match:
-        labels = broadcast_to(labels, (n,))
-    return SoftmaxCrossEntropy(axis)(x, labels)
+    found = _labelled_rows(ls.owner.inputs[0], i0, i1, axis, ls)
+    return None if found is None else SoftmaxCrossEntropy(axis)(*found[:2])
 
 
 @node_rewriter([Elemwise], tags=TAGS)
@@ -403,8 +416,81 @@ def double_neg_cross_entropy(graph, node):
     return [ce]
 
 
+def _softmax_input(p, axis):
+    """x where `p` is softmax(x) or exp(logsoftmax(x)) along `axis` alone, else None."""
+    if _scalar(p) == "exp":
+        p = p.owner.inputs[0]
+        want = LogSoftmax
+    else:
+        want = Softmax
+    if p.owner is None or type(p.owner.op) is not want or p.owner.op.axis != (axis,):
+        return None
+    return p.owner.inputs[0]
+
+
+def _one_hot_scatter(gz):
+    """(zeros, v, i0, i1) where 2-D `gz` is zeros (an Alloc of 0) with v added or set at
+    [i0, i1] (index vectors), else None."""
+    node = gz.owner
+    if node is None or not isinstance(node.op, AdvancedIncSubtensor) or gz.ndim != 2:
+        return None
+    if node.op.idx_list != (SYM, SYM) or node.inputs[1].ndim > 1:
+        return None
+    zeros = node.inputs[0]
+    if zeros.owner is None or not isinstance(zeros.owner.op, Alloc) or not _is_const(
+            zeros.owner.inputs[0], 0):
+        return None
+    return zeros, *node.inputs[1:]
+
+
+@node_rewriter([Elemwise], tags=TAGS)
+def softmax_cross_entropy_grad_from_scatter(graph, node):
+    """gz - sum(gz, axis, keepdims) * softmax(x) -> softmax_cross_entropy_grad(-v, x, y), for
+    gz the zeros with v at [arange(n), y] (the gradient of `log(softmax(x))[arange(n), y]`
+    that `grad` builds; also with exp(logsoftmax(x))): one pass over the logits instead of a
+    one-hot matrix, its row sums and a second softmax.  Where n is not known to be x's row
+    count, the result is computed on the first n rows and set into the zeros."""
+    if not _is(node, "sub"):
+        return None
+    gz, prod = node.inputs
+    found = _one_hot_scatter(gz)
+    if found is None or _scalar(prod) != "mul":
+        return None
+    for s, p in (prod.owner.inputs, reversed(prod.owner.inputs)):
+        op = s.owner.op if s.owner is not None else None
+        if (isinstance(op, Reduce) and op.kind == "sum" and op.keepdims and len(op.axis) == 1
+                and s.owner.inputs[0] is gz):
+            x = _softmax_input(p, op.axis[0])
+            break
+    else:
+        return None
+    out = node.outputs[0]
+    if x is None or x.ndim != 2 or not p.dtype == gz.dtype == out.dtype:
+        return None
+    zeros, v, i0, i1 = found
+    facts = shape_facts(graph)
+    dz, dx = tuple(map(facts.scalar, zeros.owner.inputs[1:])), facts.dims(x)
+    facts.observe(graph)
+    if not all(map(facts.same, dz, dx)):
+        return None  # the sum would broadcast the two
+    (axis,) = op.axis
+    rows = _labelled_rows(x, i0, i1, axis, zeros)
+    if rows is None:
+        return None
+    xn, labels, key = rows
+    if v.owner is not None and isinstance(v.owner.op, BroadcastTo) and all(
+            d == 1 for d in v.owner.inputs[0].type.shape):
+        v = v.owner.inputs[0]  # one value: the Op broadcasts it without a copy
+    if v.owner is not None and isinstance(v.owner.op, DimShuffle) and v.owner.op.new_order == (
+            ("x",) * (v.ndim - v.owner.inputs[0].ndim) + tuple(range(v.owner.inputs[0].ndim))):
+        v = v.owner.inputs[0]  # leading size-1 dims: broadcasting adds them
+    grad = E.cast(SoftmaxCrossEntropyGrad(axis)(E.neg(v), xn, labels), out.dtype)
+    return [grad if key is None else set_subtensor(getitem(zeros, key), grad)]
+
+
 __all__ = ["log1p_from_log_add", "log1mexp", "log1p_from_log_one_minus", "softplus_from_log1p_exp",
            "expm1_from_exp_minus_one", "log_sigmoid_to_softplus",
            "log_one_minus_sigmoid_to_softplus", "log_softmax_to_logsoftmax", "shape_of_logsoftmax",
            "log_sum_exp_to_logsumexp", "softmax_grad_of_log", "softmax_cross_entropy_from_indexing",
-           "neg_cross_entropy_from_indexing", "double_neg_cross_entropy"]
+           "neg_cross_entropy_from_indexing", "double_neg_cross_entropy",
+           "softmax_cross_entropy_grad_from_scatter"]

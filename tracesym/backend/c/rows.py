@@ -1,11 +1,12 @@
-"""C steps for row-wise Ops over the last axis: `Softmax`, `LogSoftmax` and
-`SoftmaxCrossEntropy` (ops/nnet.py), and argmax / argmin (`ArgReduce`, ops/reduce.py).
+"""C steps for row-wise Ops over the last axis: `Softmax`, `LogSoftmax`,
+`SoftmaxCrossEntropy` and its gradient (ops/nnet.py), and argmax / argmin (`ArgReduce`,
+ops/reduce.py).
 
-Per row the maximum (NaN-propagating, as numpy's), x - max, exp of that (one SIMD loop over
-the whole array, so short rows vectorize too), its sum accumulated in double, then
-exp(x - max) / sum, (x - max) - log(sum), or the cross-entropy (max - x[label]) + log(sum):
-the formulas of the Ops' `perform`, with work space kept between calls instead of numpy's
-temporaries.  Float32 and float64, the output of the input's dtype (argmax / argmin: also
+Per row the maximum, x - max, exp of that (one SIMD loop over the whole array, so short rows
+vectorize too), its sum accumulated in double, then exp(x - max) / sum, (x - max) - log(sum),
+the cross-entropy (max - x[label]) + log(sum), or its gradient dy * (exp(x - max) / sum -
+one_hot(label)): the formulas of the Ops' `perform`, with work space kept between calls
+instead of numpy's temporaries.  Float32 and float64, the output of the input's dtype (argmax / argmin: also
 int32, int64 and uint8; numpy's rule, the first NaN or else the first extreme); other dtypes,
 other axes and empty arrays run the `perform`, which also raises the error for a label out
 of range (the kernel reports the row).
@@ -19,26 +20,46 @@ import functools
 
 import numpy as np
 
-from ...ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy
+from ...ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
 from ...ops.reduce import ArgReduce
 from . import cache
 
 _DECLS = """
 void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, int logsm);
 int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k);
+int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, {T} *out, {T} *mx,
+                             int64_t n, int64_t k);
 """
 
-# Three flat passes, so that exp runs as one SIMD loop over all n*k elements (libmvec) even
-# when rows are short (W3's are 10 wide): o = x - rowmax (mx[i] = the max), e = exp(o), then
-# per row the sum of e and the result.
+# Flat passes, so that exp runs as one SIMD loop over all n*k elements (libmvec) even when
+# rows are short (W3's are 10 wide): o = x - rowmax (mx[i] = the max), e = exp(o), then per
+# row the sum of e and the result.  A row's max and sum are plain loops for rows shorter
+# than SHORT (a vector reduction's set-up costs more there), vector reductions otherwise.
+# The max ignores NaN (`>` is false): a NaN makes the row's sum NaN, so the row's results
+# are NaN either way, as numpy's max propagating it gives.
 _TEMPLATE = r"""
+static inline {T} ts_rowmax_{t}(const {T} *restrict r, int64_t k) {
+  {T} m = r[0];
+  if (k < SHORT) {
+    for (int64_t j = 1; j < k; j++) m = r[j] > m ? r[j] : m;
+  } else {
+    #pragma omp simd reduction(max:m)
+    for (int64_t j = 1; j < k; j++) m = r[j] > m ? r[j] : m;
+  }
+  return m;
+}
+
 static void ts_shift_{t}(const {T} *restrict x, {T} *restrict o, {T} *restrict mx,
                          int64_t n, int64_t k) {
+  if (k < SHORT) {
+    for (int64_t i = 0; i < n; i++) mx[i] = ts_rowmax_{t}(x + i * k, k);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < k; j++) o[i * k + j] = x[i * k + j] - mx[i];
+    return;
+  }
   for (int64_t i = 0; i < n; i++) {
     const {T} *r = x + i * k;
-    {T} m = r[0];
-    for (int64_t j = 1; j < k; j++) m = (r[j] > m || isnan(r[j])) ? r[j] : m;
-    mx[i] = m;
+    const {T} m = mx[i] = ts_rowmax_{t}(r, k);
     {T} *q = o + i * k;
     #pragma omp simd
     for (int64_t j = 0; j < k; j++) q[j] = r[j] - m;
@@ -52,8 +73,12 @@ static void ts_exp_{t}(const {T} *a, {T} *e, int64_t len) {
 
 static inline double ts_rowsum_{t}(const {T} *restrict e, int64_t k) {
   double s = 0;
-  #pragma omp simd reduction(+:s)
-  for (int64_t j = 0; j < k; j++) s += e[j];
+  if (k < SHORT) {
+    for (int64_t j = 0; j < k; j++) s += e[j];
+  } else {
+    #pragma omp simd reduction(+:s)
+    for (int64_t j = 0; j < k; j++) s += e[j];
+  }
   return s;
 }
 
@@ -76,15 +101,40 @@ void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k
   }
 }
 
+static int64_t ts_bad_label_{t}(const int64_t *labels, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < n; i++)
+    if (labels[i] < 0 || labels[i] >= k) return i + 1;
+  return 0;
+}
+
 /* -log(softmax(row)[label]) per row, mx (n) and w (n * k) work space; 1 + the first row
    whose label is out of [0, k) */
 int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k) {
-  for (int64_t i = 0; i < n; i++)
-    if (labels[i] < 0 || labels[i] >= k) return i + 1;
+  const int64_t bad = ts_bad_label_{t}(labels, n, k);
+  if (bad) return bad;
   ts_shift_{t}(x, w, mx, n, k);
   ts_exp_{t}(w, w, n * k);
-  for (int64_t i = 0; i < n; i++)
-    out[i] = (mx[i] - x[i * k + labels[i]]) + {log}(({T})ts_rowsum_{t}(w + i * k, k));
+  for (int64_t i = 0; i < n; i++) out[i] = ({T})ts_rowsum_{t}(w + i * k, k);
+  #pragma omp simd
+  for (int64_t i = 0; i < n; i++) out[i] = (mx[i] - x[i * k + labels[i]]) + {log}(out[i]);
+  return 0;
+}
+
+/* dy[i * dstep] * (softmax(row i) - one_hot(label i)) per row, mx (n) work space; 1 + the
+   first row whose label is out of [0, k) */
+int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, {T} *out, {T} *mx,
+                             int64_t n, int64_t k) {
+  const int64_t bad = ts_bad_label_{t}(labels, n, k);
+  if (bad) return bad;
+  ts_shift_{t}(x, out, mx, n, k);
+  ts_exp_{t}(out, out, n * k);
+  for (int64_t i = 0; i < n; i++) {
+    {T} *restrict o = out + i * k;
+    const {T} d = dy[i * dstep], s = ({T})ts_rowsum_{t}(o, k);
+    const int64_t y = labels[i];
+    #pragma omp simd
+    for (int64_t j = 0; j < k; j++) o[j] = d * (o[j] / s - ({T})(j == y));
+  }
   return 0;
 }
 """
@@ -110,6 +160,8 @@ void ts_argreduce_rows_{t}({T} *x, int64_t *out, int64_t n, int64_t k, int mn) {
 """
 
 _TYPES = {"float32": ("float", "expf", "logf"), "float64": ("double", "exp", "log")}
+#: rows shorter than this take plain loops for their max and sum (see _TEMPLATE)
+SHORT = 32
 _ARG_TYPES = {**_TYPES, "int32": ("int32_t",), "int64": ("int64_t",), "uint8": ("uint8_t",)}
 
 
@@ -121,7 +173,7 @@ def _fill(text, t):
 
 @functools.lru_cache(maxsize=None)
 def _module(compiledir):
-    head = ["#include <stdint.h>", "#include <math.h>", "#ifdef TS_LIBMVEC"]
+    head = ["#include <stdint.h>", "#include <math.h>", f"#define SHORT {SHORT}", "#ifdef TS_LIBMVEC"]
     for _, exp, log in _TYPES.values():
         for fn in (exp, log):
             t = "float" if fn.endswith("f") else "double"
@@ -160,8 +212,11 @@ def _float_dtype(node):
 
 
 def _last_axis(node):
-    axis = node.op.axis
-    return axis == (node.inputs[0].ndim - 1,) or axis == node.inputs[0].ndim - 1
+    return _last_axis_of(node.op.axis, node.inputs[0])
+
+
+def _last_axis_of(axis, x):
+    return axis == (x.ndim - 1,) or axis == x.ndim - 1
 
 
 def _softmax(node, compiledir):
@@ -222,6 +277,44 @@ def _softmax_cross_entropy(node, compiledir):
     return step
 
 
+def _softmax_cross_entropy_grad(node, compiledir):
+    """dy broadcast to the labels' shape: a stride of 0 for one value, else a contiguous
+    array of one value per row."""
+    dt = node.outputs[0].dtype
+    dy, x = node.inputs[:2]
+    if dt not in _TYPES or x.dtype != dt or dy.dtype != dt or not _last_axis_of(node.op.axis, x):
+        return None
+    mod = _module(compiledir)
+    fn = getattr(mod.lib, f"ts_sce_grad_rows_{dt}")
+    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    perform = node.op.perform
+    nd = x.ndim
+    work = _Work(dt)
+
+    def step(args):
+        d, x, labels = args
+        if (type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd or not x.size
+                or type(d) is not np.ndarray or d.dtype != dt
+                or type(labels) is not np.ndarray or labels.dtype.kind not in "iu"
+                or labels.shape != x.shape[:-1] or labels.dtype == np.uint64):
+            return list(perform(node, args))  # numpy's result, or its error
+        if d.size == 1:
+            dstep = 0
+        else:
+            d, dstep = np.ascontiguousarray(np.broadcast_to(d, labels.shape)), 1
+        x = np.ascontiguousarray(x)
+        lab = np.ascontiguousarray(labels, dtype=np.int64)
+        out = np.empty(x.shape, dt)
+        k = x.shape[-1]
+        mx, _ = work(x.size // k, 0)
+        if fn(fb(ctype, d), dstep, fb(ctype, x), fb("int64_t[]", lab), fb(ctype, out),
+              fb(ctype, mx), x.size // k, k):
+            return list(perform(node, args))  # a label out of range: perform's error
+        return [out]
+
+    return step
+
+
 def _argreduce(node, compiledir):
     """argmax / argmin along the last axis (or of a vector)."""
     x = node.inputs[0]
@@ -250,4 +343,4 @@ def _argreduce(node, compiledir):
 
 #: Op type -> make(node, compiledir): the node's C step, or None where it runs `perform`
 STEPS = {Softmax: _softmax, LogSoftmax: _softmax, SoftmaxCrossEntropy: _softmax_cross_entropy,
-         ArgReduce: _argreduce}
+         SoftmaxCrossEntropyGrad: _softmax_cross_entropy_grad, ArgReduce: _argreduce}
