@@ -9,7 +9,9 @@ and moving the 1 would change where they overflow.
 The gradient of `log(softmax(x))` that `grad` builds before any rewrite holds
 `SoftmaxGrad(g / softmax(x), softmax(x))`; `softmax_grad_of_log` turns it into the logsoftmax
 gradient, so the gradient of a softmax cross-entropy written the user's way,
-`-log(softmax(x))[arange(n), y].mean()`, is finite and exact for any logits.
+`-log(softmax(x))[arange(n), y].mean()`, is finite and exact for any logits; and
+`softmax_cross_entropy_grad_from_scatter` makes that gradient (a one-hot scatter of the
+output gradient minus its row sums times the softmax) the one Op SoftmaxCrossEntropyGrad.
 """
 
 from __future__ import annotations
