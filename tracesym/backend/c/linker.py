@@ -44,7 +44,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.reduce import Reduce
 from ...trace.context import op_error
 from ..slots import Slots, checked_order
-from . import cache, cgen, entry
+from . import cache, cgen, entry, rows
 from .nnet import STEPS as _NNET_STEPS
 from .rows import STEPS as _ROWS_STEPS
 from .scatter import STEPS as _SCATTER_STEPS
@@ -78,6 +78,8 @@ def _plan(nodes):
                    or _keeps_innermost(node, rop))
             if why is None:
                 kinds[k] = ("reduce", (rop.kind, prog, scalars, out_dt))
+            elif rows.is_leading_sum(node):  # rows.py adds whole rows
+                kinds[k] = ("op", k)
             else:
                 fallbacks[node] = why
         elif isinstance(op, MatMul):

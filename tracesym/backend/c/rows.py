@@ -1,6 +1,7 @@
 """C steps for row-wise Ops over the last axis: `Softmax`, `LogSoftmax`,
 `SoftmaxCrossEntropy` and its gradient (ops/nnet.py), and argmax / argmin (`ArgReduce`,
-ops/reduce.py).
+ops/reduce.py); and a float sum over the leading axes, which adds whole rows (`Reduce`, where
+the generated reduction kernel would walk columns).
 
 Per row the maximum, x - max, exp of that (one SIMD loop over the whole array, so short rows
 vectorize too), its sum accumulated in double, then exp(x - max) / sum, (x - max) - log(sum),
@@ -21,7 +22,7 @@ import functools
 import numpy as np
 
 from ...ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
-from ...ops.reduce import ArgReduce
+from ...ops.reduce import ArgReduce, Reduce
 from . import cache
 
 _DECLS = """
@@ -29,6 +30,7 @@ void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k
 int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k);
 int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, {T} *out, {T} *mx,
                              int64_t n, int64_t k);
+void ts_lead_sum_{t}({T} *x, {T} *out, double *acc, int64_t n, int64_t k);
 """
 
 # Flat passes, so that exp runs as one SIMD loop over all n*k elements (libmvec) even when
@@ -118,6 +120,17 @@ int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int6
   #pragma omp simd
   for (int64_t i = 0; i < n; i++) out[i] = (mx[i] - x[i * k + labels[i]]) + {log}(out[i]);
   return 0;
+}
+
+/* the sum of n rows of k elements, in double: whole rows added in memory order */
+void ts_lead_sum_{t}({T} *x, {T} *out, double *acc, int64_t n, int64_t k) {
+  for (int64_t j = 0; j < k; j++) acc[j] = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const {T} *restrict r = x + i * k;
+    #pragma omp simd
+    for (int64_t j = 0; j < k; j++) acc[j] += r[j];
+  }
+  for (int64_t j = 0; j < k; j++) out[j] = ({T})acc[j];
 }
 
 /* dy[i * dstep] * (softmax(row i) - one_hot(label i)) per row, mx (n) work space; 1 + the
@@ -315,6 +328,42 @@ def _softmax_cross_entropy_grad(node, compiledir):
     return step
 
 
+def is_leading_sum(node) -> bool:
+    """Whether `node` is a `Reduce` summing floats over some leading axes (not all)."""
+    op, x = node.op, node.inputs[0]
+    return (type(op) is Reduce and op.kind == "sum" and node.outputs[0].dtype in _TYPES
+            and x.dtype == node.outputs[0].dtype and 0 < len(op.axis) < x.ndim
+            and op.axis == tuple(range(len(op.axis))))
+
+
+def _leading_sum(node, compiledir):
+    """A float sum over the leading axes of a C-contiguous array (a bias gradient): rows
+    added whole into a double accumulator, where numpy's (and the generated kernel's) walk
+    each column with a stride.  Other layouts run the `perform`."""
+    if not is_leading_sum(node):
+        return None
+    op, x = node.op, node.inputs[0]
+    dt = node.outputs[0].dtype
+    mod = _module(compiledir)
+    fn = getattr(mod.lib, f"ts_lead_sum_{dt}")
+    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    perform = op.perform
+    r, nd = len(op.axis), x.ndim
+    acc = _Work("float64")
+
+    def step(args):
+        a = args[0]
+        if type(a) is not np.ndarray or a.dtype != dt or a.ndim != nd or not a.flags.c_contiguous:
+            return list(perform(node, args))
+        kept = a.shape[r:]
+        out = np.empty(((1,) * r if op.keepdims else ()) + kept, dt)
+        k = out.size
+        fn(fb(ctype, a), fb(ctype, out), fb("double[]", acc(k, 0)[0]), a.size // k if k else 0, k)
+        return [out]
+
+    return step
+
+
 def _argreduce(node, compiledir):
     """argmax / argmin along the last axis (or of a vector)."""
     x = node.inputs[0]
@@ -343,4 +392,5 @@ def _argreduce(node, compiledir):
 
 #: Op type -> make(node, compiledir): the node's C step, or None where it runs `perform`
 STEPS = {Softmax: _softmax, LogSoftmax: _softmax, SoftmaxCrossEntropy: _softmax_cross_entropy,
-         SoftmaxCrossEntropyGrad: _softmax_cross_entropy_grad, ArgReduce: _argreduce}
+         SoftmaxCrossEntropyGrad: _softmax_cross_entropy_grad, ArgReduce: _argreduce,
+         Reduce: _leading_sum}
