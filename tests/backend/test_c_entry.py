@@ -72,10 +72,51 @@ def test_a_kernel_error_is_raised_by_the_per_node_runner():
     np.testing.assert_array_equal(f(np.array([2, 3]), np.array([2, 2])), [13, 6])
 
 
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_matrix_products_run_in_the_entry_through_cblas(dtype, tol, rng):
+    """Products of two float matrices are CBLAS calls of the entry (here of a transposed
+    constant too), with numpy's results; layouts it does not take and shapes that do not
+    align go to the per-node runner."""
+    x, y = ts.tensor(dtype, (None, None), name="x"), ts.tensor(dtype, (None, None), name="y")
+    w = rng.normal(size=(6, 5)).astype(dtype)
+    p = x @ y
+    outs = [ts.tanh(p) @ w.T, (p * p).sum(axis=1), ts.exp(p @ (y.sum() * w.T))]
+    f, ref = both([x, y], outs)
+    assert hasattr(f._run, "plans")
+    xv, yv = rng.normal(size=(4, 7)).astype(dtype), rng.normal(size=(7, 5)).astype(dtype)
+    for args in ([xv, yv], [xv[:1], yv], [xv[::2], yv]):  # the last: not contiguous
+        got, want = f(*args), ref(*args)
+        for g, v in zip(got, want):
+            assert g.dtype == v.dtype == dtype and g.shape == v.shape
+            np.testing.assert_allclose(g, v, rtol=tol, atol=tol)
+    assert [bool(p) for p in f._run.plans.values()] == [True, True, False]
+    with pytest.raises(OpRuntimeError, match="test_c_entry.py"):
+        f(xv, yv[:6])  # inner sizes 7 and 6: the per-node runner's error, at the user's line
+
+
+def test_entry_blas_layouts():
+    a = np.zeros((4, 6))
+    assert entry.blas_meta(a, a.T) == [4, 4, 6, 0, 1, 6, 6]
+    assert entry.blas_meta(a[:, :3], a[:3, 1:5]) == [4, 4, 3, 0, 0, 6, 6]
+    assert entry.blas_meta(a[:, ::2], a[:3]) is None  # no unit stride
+    assert entry.blas_meta(np.broadcast_to(a[:1], (4, 6)), a.T) is None
+
+
+def test_products_without_cblas_keep_the_per_node_runner(monkeypatch):
+    from tracesym.backend.c import cache
+
+    monkeypatch.setattr(cache, "blas_libs", lambda: None)
+    x = ts.dmatrix("x")
+    xv = np.arange(4.0).reshape(2, 2)
+    f = ts.function([x], ts.exp(x @ x), mode=C)  # the product runs in numpy
+    assert not hasattr(f._run, "plans")
+    np.testing.assert_allclose(f(xv), np.exp(xv @ xv))
+
+
 def test_schedules_with_other_nodes_keep_the_per_node_runner():
     x = ts.dmatrix("x")
     xv = np.arange(4.0).reshape(2, 2)
-    f = ts.function([x], ts.exp(x @ x), mode=C)  # a product runs in numpy
+    f = ts.function([x], ts.exp(x @ x.astype("float32")), mode=C)  # a mixed-dtype product
     assert not hasattr(f._run, "plans")
     np.testing.assert_allclose(f(xv), np.exp(xv @ xv))
     f = ts.function([x], [ts.exp(x), x], mode=C)  # an output that is an input

@@ -6,6 +6,10 @@ intermediates and constants come from a table of pointers, and each kernel's met
 (element count of a contiguous loop, or the strided loop's or reduction's int64 layout) from
 a table of metadata pointers.
 
+Matrix products of two float32 or float64 matrices run there too, through the CBLAS of the
+scipy-openblas32 wheel (`cache.blas_libs`) when it is installed: W7's chain of 1,000
+products of 16x16 matrices and 1,000 elementwise kernels is then one C call.
+
 Both tables depend only on the layout (shape and strides) of the arguments, so they are
 built once per layout (`Plan`) and kept: a plan owns the intermediates' buffers, reused by
 every call with that layout (private buffers, as in the module doc of `linker`).  A call
@@ -30,8 +34,45 @@ def eligible(kinds, n_nodes, out_slots, made) -> bool:
     gives every node a buffer of its own, so the outputs are new arrays even where a node is
     in place (`destroy_map`): its input is then left as it was, which no later node reads."""
     return (n_nodes > 0 and all(kinds.get(k, ("",))[0] in ("elemwise", "reduce")
-                                for k in range(n_nodes))
+                                or kinds.get(k) in BLAS_KINDS for k in range(n_nodes))
             and set(out_slots) <= made and len(set(out_slots)) == len(out_slots))
+
+
+#: (kind, key) of the matrix products the entry runs through CBLAS (`cache.blas_libs`)
+BLAS_KINDS = {("matmul", "float64"), ("matmul", "float32")}
+
+_GEMM = """void scipy_cblas_{g}gemm(int, int, int, int, int, int, {T}, const {T} *, int, const {T} *,
+                       int, {T}, {T} *, int);
+/* c = a @ b, row-major; m: M, N, K, a transposed, b transposed, lda, ldb */
+static int ts_matmul_{dt}(const int64_t *m, char *a, char *b, char *c)
+{{
+  scipy_cblas_{g}gemm(101, m[3] ? 112 : 111, m[4] ? 112 : 111, (int)m[0], (int)m[1], (int)m[2],
+                     1, (const {T} *)a, (int)m[5], (const {T} *)b, (int)m[6], 0, ({T} *)c,
+                     (int)m[1]);
+  return 0;
+}}
+"""
+
+
+def _blas_operand(x):
+    """(transposed, leading dimension) of a 2-D array for CBLAS, or None for a layout with
+    neither stride one element (or overlapping rows)."""
+    n, (s0, s1) = x.itemsize, x.strides
+    if s1 == n and s0 % n == 0 and s0 // n >= max(x.shape[1], 1):
+        return 0, s0 // n
+    if s0 == n and s1 % n == 0 and s1 // n >= max(x.shape[0], 1):
+        return 1, s1 // n
+    return None
+
+
+def blas_meta(a, b):
+    """The metadata of `ts_matmul` for 2-D arrays a (M, K) and b (K, N), or None where CBLAS
+    cannot take them (a layout `_blas_operand` refuses, a size past 32 bits)."""
+    pa, pb = _blas_operand(a), _blas_operand(b)
+    if pa is None or pb is None:
+        return None
+    m = [a.shape[0], b.shape[1], a.shape[1], pa[0], pb[0], pa[1], pb[1]]
+    return m if max(m) < 2**31 else None
 
 
 def render(program, names, in_slots, out_slots) -> tuple[str, str]:
@@ -45,9 +86,16 @@ def render(program, names, in_slots, out_slots) -> tuple[str, str]:
         where[s] = f"t[{j}]"
     params = ", ".join(["int64_t **m", "char **t"] + [f"char *i{j}" for j in range(len(in_slots))]
                        + [f"char *o{j}" for j in range(len(out_slots))])
-    src = [f"int {ENTRY}({params})", "{", "  int s;"]
+    gemms = sorted({key for kind, key, _, _ in program if kind == "matmul"})
+    src = [_GEMM.format(dt=dt, g=dt == "float32" and "s" or "d",
+                        T="float" if dt == "float32" else "double") for dt in gemms]
+    src += [f"int {ENTRY}({params})", "{", "  int s;"]
     for k, (kind, key, ins, outs) in enumerate(program):
         ptrs = ", ".join(where[s] for s in ins + outs)
+        if kind == "matmul":
+            src.append(f"  s = ts_matmul_{key}(m[{k}], {ptrs});")
+            src.append("  if (s) return s;")
+            continue
         name = names[key]
         if kind == "elemwise":
             src.append(f"  s = m[{k}][0] ? {name}_contig(m[{k}][1], {ptrs})"
@@ -121,7 +169,10 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
                 buf = bufs[s] = np.empty(nbytes, np.uint8)
                 keep.append(buf)
             arrays[s] = buf.view(dt).reshape(sh)
-        meta = np.asarray(steps[k].layout_meta(args, [arrays[s] for s in oslots]), np.int64)
+        meta = steps[k].layout_meta(args, [arrays[s] for s in oslots])
+        if meta is None:  # a layout the kernel does not take
+            return None
+        meta = np.asarray(meta, np.int64)
         keep.append(meta)
         metas.append(ffi.from_buffer("int64_t[]", meta))
         for s in set(ins + oslots):

@@ -27,9 +27,9 @@ shape, the strided loop otherwise.  `runner.fallbacks` lists the nodes that run 
 because the C backend has no kernel for them, with the reason; `runner.fresh` says which
 outputs of `runner.validated` are always new arrays no other output or input aliases.
 
-Where every node is an elementwise or reduction kernel, `runner.validated` is one C call
-(`entry.py`): the kernels run in order from one entry function over buffers planned once
-per layout of the arguments.
+Where every node is an elementwise or reduction kernel or a product of two float matrices
+(CBLAS), `runner.validated` is one C call (`entry.py`): the kernels run in order from one
+entry function over buffers planned once per layout of the arguments.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _plan(nodes):
             else:
                 fallbacks[node] = why
         elif isinstance(op, MatMul):
-            kinds[k] = ("matmul", None)
+            kinds[k] = ("matmul", _blas_dtype(node))
         elif type(op) in OP_STEPS:
             kinds[k] = ("op", k)
         elif getattr(op, "program", None) is not None or isinstance(op, Elemwise):
@@ -96,6 +96,17 @@ def _plan(nodes):
             else:
                 fallbacks[node] = why
     return kinds, fallbacks
+
+
+def _blas_dtype(node) -> str | None:
+    """The dtype of a product of two float matrices of the output's dtype, which the entry
+    can run through CBLAS (where the wheel is installed); else None."""
+    dt = node.outputs[0].dtype
+    if (("matmul", dt) in entry.BLAS_KINDS and all(v.ndim == 2 and v.dtype == dt
+                                                   for v in node.inputs)
+            and cache.blas_libs() is not None):
+        return dt
+    return None
 
 
 def _scalars(node) -> frozenset:
@@ -144,7 +155,8 @@ def _compile(nodes, kinds, compiledir, whole=None):
         decls.append(decl)
     if not parts:
         return names, None, None
-    mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER)
+    blas = whole is not None and any(kind == "matmul" for kind, *_ in whole[0])
+    mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER, blas=blas)
     return names, mod.lib, mod.ffi
 
 
@@ -566,4 +578,14 @@ def _matmul_step(node, private):
                 return [np.matmul(a, b, out=out)]
         return [np.asarray(np.matmul(a, b), dtype=out_dt)]
 
+    def out_shapes(args):
+        """For the entry (2-D products of `_blas_dtype`): numpy's error where they do not
+        align."""
+        a, b = args
+        if a.shape[1] != b.shape[0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
+        return [(a.shape[0], b.shape[1])]
+
+    step.out_shapes = out_shapes
+    step.layout_meta = lambda args, outs: entry.blas_meta(*args)
     return step
