@@ -35,6 +35,7 @@ entry function over buffers planned once per layout of the arguments.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -135,13 +136,26 @@ def _compile(nodes, kinds, compiledir, whole=None):
     """One module holding every distinct kernel once, named after the first node that uses
     it: (kernel key -> name, lib, ffi).  `whole`: (program, input slots, output slots) of a
     schedule that one entry runs (`entry.render`), added to the module."""
-    names, parts, decls = {}, [], []
+    names = {}
+    ops = {key: nodes[k] for k, (kind, key) in kinds.items() if kind == "op"}
+    pool = ThreadPoolExecutor(2) if ops else None  # their modules build while this one does
+    made = {key: pool.submit(OP_STEPS[type(node.op)], node, compiledir)
+            for key, node in ops.items()}
+    try:
+        res = _compile_kernels(nodes, kinds, compiledir, whole, names)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for key, node in ops.items():  # the step itself goes in `names`
+        names[key] = made[key].result() or _perform_step(node)
+    return res
+
+
+def _compile_kernels(nodes, kinds, compiledir, whole, names):
+    """`_compile` of the generated kernels (`names` receives theirs)."""
+    parts, decls = [], []
     for k, (kind, key) in kinds.items():
-        if kind == "op":  # its own module: the step itself goes in `names`
-            node = nodes[k]
-            names[key] = OP_STEPS[type(node.op)](node, compiledir) or _perform_step(node)
-            continue
-        if kind == "matmul" or key in names:
+        if kind in ("op", "matmul") or key in names:
             continue
         name = f"k{len(names)}_{_ident(nodes[k].op)}"
         names[key] = name

@@ -12,7 +12,8 @@ int32, int64 and uint8; numpy's rule, the first NaN or else the first extreme); 
 other axes and empty arrays run the `perform`, which also raises the error for a label out
 of range (the kernel reports the row).
 The loops are serial (an OpenMP `parallel for simd` made the exp loop 5x slower when it
-ran on one thread).  One fixed module holds every kernel, compiled once per cache directory.
+ran on one thread).  The kernels of one dtype are one fixed module, compiled once per cache
+directory.
 """
 
 from __future__ import annotations
@@ -185,18 +186,19 @@ def _fill(text, t):
 
 
 @functools.lru_cache(maxsize=None)
-def _module(compiledir):
-    head = ["#include <stdint.h>", "#include <math.h>", f"#define SHORT {SHORT}", "#ifdef TS_LIBMVEC"]
-    for _, exp, log in _TYPES.values():
-        for fn in (exp, log):
-            t = "float" if fn.endswith("f") else "double"
-            head.append(f"#pragma omp declare simd notinbranch\n{t} ({fn})({t});")
+def _module(compiledir, dt):
+    """The module of the float kernels of dtype `dt` (an "arg" dtype: argmax / argmin), one
+    per dtype so that a cold start compiles only what its graph uses."""
+    if dt not in _TYPES:
+        return cache.load(_fill(_ARG_TEMPLATE, dt), _fill(_ARG_DECL, dt), compiledir,
+                          header="#include <stdint.h>\n")
+    T, exp, log = _TYPES[dt]
+    head = ["#include <stdint.h>", "#include <math.h>", f"#define SHORT {SHORT}",
+            "#ifdef TS_LIBMVEC"]
+    head += [f"#pragma omp declare simd notinbranch\n{T} ({fn})({T});" for fn in (exp, log)]
     head.append("#endif")
-    src = "".join(_fill(_TEMPLATE, t) for t in _TYPES) + "".join(
-        _fill(_ARG_TEMPLATE, t) for t in _ARG_TYPES)
-    decls = "".join(_fill(_DECLS, t) for t in _TYPES) + "".join(
-        _fill(_ARG_DECL, t) for t in _ARG_TYPES)
-    return cache.load(src, decls, compiledir,
+    return cache.load(_fill(_TEMPLATE, dt) + _fill(_ARG_TEMPLATE, dt),
+                      _fill(_DECLS, dt) + _fill(_ARG_DECL, dt), compiledir,
                       header="\n".join(head) + "\n")
 
 
@@ -236,7 +238,7 @@ def _softmax(node, compiledir):
     dt = _float_dtype(node)
     if dt is None or not _last_axis(node):
         return None
-    mod = _module(compiledir)
+    mod = _module(compiledir, dt)
     fn = getattr(mod.lib, f"ts_softmax_rows_{dt}")
     fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     log = int(isinstance(node.op, LogSoftmax))
@@ -262,7 +264,7 @@ def _softmax_cross_entropy(node, compiledir):
     dt = _float_dtype(node)
     if dt is None or not _last_axis(node):
         return None
-    mod = _module(compiledir)
+    mod = _module(compiledir, dt)
     fn = getattr(mod.lib, f"ts_sce_rows_{dt}")
     fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     perform = node.op.perform
@@ -297,7 +299,7 @@ def _softmax_cross_entropy_grad(node, compiledir):
     dy, x = node.inputs[:2]
     if dt not in _TYPES or x.dtype != dt or dy.dtype != dt or not _last_axis_of(node.op.axis, x):
         return None
-    mod = _module(compiledir)
+    mod = _module(compiledir, dt)
     fn = getattr(mod.lib, f"ts_sce_grad_rows_{dt}")
     fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     perform = node.op.perform
@@ -344,7 +346,7 @@ def _leading_sum(node, compiledir):
         return None
     op, x = node.op, node.inputs[0]
     dt = node.outputs[0].dtype
-    mod = _module(compiledir)
+    mod = _module(compiledir, dt)
     fn = getattr(mod.lib, f"ts_lead_sum_{dt}")
     fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     perform = op.perform
@@ -371,7 +373,7 @@ def _argreduce(node, compiledir):
     last = op.axis == x.ndim - 1 or (op.axis is None and x.ndim == 1)
     if x.dtype not in _ARG_TYPES or x.ndim == 0 or not last:
         return None
-    mod = _module(compiledir)
+    mod = _module(compiledir, x.dtype)
     fn = getattr(mod.lib, f"ts_argreduce_rows_{x.dtype}")
     fb, ctype = mod.ffi.from_buffer, f"{_ARG_TYPES[x.dtype][0]}[]"
     mn = int(op.kind == "argmin")
