@@ -266,3 +266,24 @@ def test_transcendentals_are_accurate_to_a_few_ulps(steps, dt):
 
         ref = np.array([exact(*v) for v in zip(*xs)])
         assert _ulps(g.ravel(), ref, dt).max(initial=0) <= 4, st_.op
+
+
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+def test_tanh_from_expm1_over_its_whole_range(steps, dt):
+    """tanh is computed from expm1 (cgen's `ts_tanh`): a few ULP from tiny (subnormal)
+    arguments to where it saturates, and numpy's values at 0, -0, inf and nan."""
+    rng = np.random.default_rng(4)
+    tiny = np.finfo(dt).smallest_subnormal
+    a = np.concatenate([rng.uniform(-30, 30, 3000), rng.uniform(-1e-3, 1e-3, 500),
+                        np.sign(rng.normal(size=500)) * 10.0 ** rng.uniform(-300, 1, 500),
+                        [tiny, -tiny, 8.9, 9.01, 19.06, 20.0]]).astype(dt)
+    a = a[np.isfinite(a)]
+    (i,) = [k for k, st_ in enumerate(PROGRAMS[dt].steps) if st_.op == "tanh"]
+    x = np.resize(a, (1, 1, a.size))
+    got = steps[dt]([x, x, np.abs(x), x + (x == 0)])[i].ravel()
+    ref = np.array([math.tanh(v) for v in a.astype("float64")])
+    assert _ulps(got, ref, dt).max() <= 4
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dt).reshape(1, 1, 5)
+    got = steps[dt]([special, special, special, special])[i].ravel()
+    np.testing.assert_array_equal(got, np.tanh(special.ravel()))
+    assert np.signbit(got[1]) and not np.signbit(got[0])

@@ -230,7 +230,8 @@ _rows = [
     ScalarOp("arctan2", 2, np.arctan2, "atan2({0}, {1})", _arctan2_grad, kind="float"),
     ScalarOp("sinh", 1, np.sinh, "sinh({0})", lambda T, i, o, g: [g * T.cosh(i[0])], kind="float"),
     ScalarOp("cosh", 1, np.cosh, "cosh({0})", lambda T, i, o, g: [g * T.sinh(i[0])], kind="float"),
-    ScalarOp("tanh", 1, np.tanh, "tanh({0})", lambda T, i, o, g: [g * (1 - o * o)], kind="float"),
+    ScalarOp("tanh", 1, np.tanh, "ts_tanh({0})", lambda T, i, o, g: [g * (1 - o * o)],
+             kind="float"),
     # rounding (integers stay integers, as in numpy 2)
     ScalarOp("floor", 1, np.floor, "ts_floor({0})", lambda T, i, o, g: [_zero(T, i[0])]),
     ScalarOp("ceil", 1, np.ceil, "ts_ceil({0})", lambda T, i, o, g: [_zero(T, i[0])]),

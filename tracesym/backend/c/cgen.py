@@ -131,6 +131,11 @@ _HELPERS = {
   T e = exp@f(-fabs@f(a));
   return (a >= 0 ? (T)1 : e) / (1 + e);
 }"""),
+    "tanh": ("T a", None, None, None, """{  /* from expm1, as glibc's scalar tanh: libmvec's
+     SIMD tanh costs 2.3x as much; inf, nan and -0.0 come out as numpy's */
+  const T e = expm1@f(-2 * fabs@f(a));
+  return copysign@f(-e / (e + 2), a);
+}"""),
     "softplus": ("T a", None, None, None,
                  "{ return (a > 0 || isnan(a) ? a : 0) + log1p@f(exp@f(-fabs@f(a))); }"),
     "isnan": ("T a", "{ return 0; }", "{ return 0; }", "{ return 0; }", "{ return isnan(a); }"),
