@@ -9,6 +9,7 @@ import tracesym as ts
 from tracesym.backend.c import rows
 from tracesym.backend.c.linker import _plan
 from tracesym.errors import OpRuntimeError
+from tracesym.ops.nnet import SoftmaxCrossEntropyGrad
 
 C = ts.Mode(None, linker="c")  # no rewrites: the Ops themselves reach the linker
 REF = ts.Mode(None, linker="numpy")
@@ -30,9 +31,11 @@ def fns(request):
     dt = request.param
     x, y = ts.tensor(dt, name="x", shape=(None, None)), ts.lvector("y")
     v, z = ts.tensor(dt, name="v", shape=(None,)), ts.tensor(dt, name="z", shape=(None,) * 3)
+    d = ts.tensor(dt, name="d", shape=(None,))
     outs = [ts.softmax(x), ts.logsoftmax(x), ts.softmax_cross_entropy(x, y), ts.softmax(v),
-            ts.logsoftmax(z), ts.softmax(x, axis=0)]
-    f, ref = both([x, y, v, z], outs)
+            ts.logsoftmax(z), ts.softmax(x, axis=0), SoftmaxCrossEntropyGrad(1)(d[:1], x, y),
+            SoftmaxCrossEntropyGrad(1)(d[::-1], x, y)]
+    f, ref = both([x, y, v, z, d], outs)
     return dt, f, ref
 
 
@@ -42,6 +45,7 @@ def test_row_ops_run_in_c_except_other_axes(fns):
     by_op = {type(n.op).__name__ + str(getattr(n.op, "axis", "")): kinds.get(k, ("perform",))[0]
              for k, n in enumerate(f.graph.toposort())}
     assert by_op["Softmax(1,)"] == by_op["LogSoftmax(1,)"] == by_op["SoftmaxCrossEntropy1"] == "op"
+    assert by_op["SoftmaxCrossEntropyGrad1"] == "op"
     assert by_op["Softmax(0,)"] == "op"  # its step: `perform` for an axis that is not the last
     cols = next(n for n in f.graph.toposort()
                 if str(n.op) == "Softmax{(0,)}" and n.inputs[0].ndim == 2)
@@ -55,7 +59,8 @@ def test_rows_match_numpy(fns, rng):
         y = rng.integers(0, k, n)
         v = rng.normal(size=k).astype(dt)
         z = rng.normal(size=(2, n, k)).astype(dt)
-        assert_same(f(x, y, v, z), ref(x, y, v, z), dt)
+        d = rng.normal(size=n).astype(dt)
+        assert_same(f(x, y, v, z, d), ref(x, y, v, z, d), dt)
 
 
 def test_layouts_and_extreme_values(fns, rng):
@@ -68,7 +73,8 @@ def test_layouts_and_extreme_values(fns, rng):
     y = rng.integers(0, 4, 6)
     z = np.zeros((2, 3, 4), dt)
     for x in [big, big[:, ::2], big.T[:6, :6], big[::-1], np.asfortranarray(big)]:
-        assert_same(f(x, y[:x.shape[0]], x[1], z), ref(x, y[:x.shape[0]], x[1], z), dt)
+        d = x[:, 0]
+        assert_same(f(x, y[:x.shape[0]], x[1], z, d), ref(x, y[:x.shape[0]], x[1], z, d), dt)
 
 
 def test_labels_of_other_dtypes_and_out_of_range(rng):
@@ -88,13 +94,17 @@ def test_labels_of_other_dtypes_and_out_of_range(rng):
         f(np.zeros((2, 3), "float32"), np.array([0, -1]))
     with pytest.raises(OpRuntimeError, match="do not match"):
         f(np.zeros((2, 3), "float32"), np.array([0, 1, 2]))
+    g = ts.function([x, y], SoftmaxCrossEntropyGrad(1)(np.float32(1), x, y), mode=C)
+    with pytest.raises(OpRuntimeError, match="label 3 is out of range"):
+        g(np.zeros((2, 3), "float32"), np.array([0, 3]))
 
 
 def test_empty_arrays_run_perform(fns):
     dt, f, ref = fns
     x, v, z = np.zeros((0, 3), dt), np.zeros(0, dt), np.zeros((0, 2, 2), dt)
     y = np.zeros(0, "int64")
-    assert_same(f(x, y, v, z), ref(x, y, v, z), dt)
+    d = np.ones(1, dt)
+    assert_same(f(x, y, v, z, d), ref(x, y, v, z, d), dt)
     xs = ts.tensor(dt, name="x", shape=(None, None))
     g, gref = both([xs], [ts.softmax(xs), ts.logsoftmax(xs)])
     assert_same(g(np.zeros((2, 0), dt)), gref(np.zeros((2, 0), dt)), dt)
