@@ -239,6 +239,18 @@ def one_hot(labels, num_classes, axis=-1, dtype=None):
     return OneHot(ax, dtype or config.floatX)(labels, num_classes)
 
 
+def _labelled_logits(logits, labels, axis, dtype):
+    """(the logits in the working dtype, the labels' shape) after checking the labels against
+    them: the logits' shape without `axis`, every label a class."""
+    x = _work(logits, dtype)
+    want = x.shape[:axis] + x.shape[axis + 1:]
+    if labels.shape != want:
+        raise ValueError(f"labels of shape {labels.shape} do not match logits of shape "
+                         f"{x.shape} without axis {axis}")
+    _check_labels(labels, x.shape[axis])
+    return x, want
+
+
 class SoftmaxCrossEntropy(Op):
     """-log(softmax(logits)[label]) along `axis` (an int), for integer `labels` of the logits'
     shape without that axis.  Computed as (max - logits[label]) + log(sum(exp(logits - max))),
@@ -273,12 +285,7 @@ class SoftmaxCrossEntropy(Op):
     def perform(self, node, inputs):
         logits, labels = inputs
         dtype = node.outputs[0].dtype
-        x = _work(logits, dtype)
-        want = x.shape[:self.axis] + x.shape[self.axis + 1:]
-        if labels.shape != want:
-            raise ValueError(f"labels of shape {labels.shape} do not match logits of shape "
-                             f"{x.shape} without axis {self.axis}")
-        _check_labels(labels, x.shape[self.axis])
+        x, want = _labelled_logits(logits, labels, self.axis, dtype)
         if labels.size == 0:
             return (np.empty(want, dtype),)
         idx = np.expand_dims(labels, self.axis)
@@ -328,12 +335,7 @@ class SoftmaxCrossEntropyGrad(Op):
     def perform(self, node, inputs):
         dy, logits, labels = inputs
         dtype = node.outputs[0].dtype
-        x = _work(logits, dtype)
-        want = x.shape[:self.axis] + x.shape[self.axis + 1:]
-        if labels.shape != want:
-            raise ValueError(f"labels of shape {labels.shape} do not match logits of shape "
-                             f"{x.shape} without axis {self.axis}")
-        _check_labels(labels, x.shape[self.axis])
+        x, want = _labelled_logits(logits, labels, self.axis, dtype)
         d = np.expand_dims(np.broadcast_to(_work(dy, dtype), want), self.axis)
         if x.size == 0:
             return (np.empty(x.shape, dtype),)
