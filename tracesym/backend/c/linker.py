@@ -1,7 +1,8 @@
 """The C linker: the optimized graph lowered once into a flat schedule over storage slots,
 elementwise nodes and reductions running generated C, products running numpy's matmul, Ops
 with a hand-written C step (`OP_STEPS`: convolution and pooling in `nnet.py`, softmax-like
-rows and argmax in `rows.py`, row increments of an embedding gradient in `scatter.py`)
+rows and argmax in `rows.py`, row increments of an embedding gradient in `scatter.py`, GEMM
+updates through CBLAS in `gemm.py`)
 running that, and every other Op its numpy `perform`, all in
 the same schedule.
 
@@ -46,13 +47,15 @@ from ...ops.reduce import Reduce
 from ...trace.context import op_error
 from ..slots import Slots, checked_order
 from . import cache, cgen, entry, rows
+from .gemm import STEPS as _GEMM_STEPS
 from .nnet import STEPS as _NNET_STEPS
 from .rows import STEPS as _ROWS_STEPS
 from .scatter import STEPS as _SCATTER_STEPS
 
 #: Op type -> make(node, compiledir): the step running a node of that Op with a hand-written
-#: kernel module, or None to run its `perform` (see `nnet.py`, `rows.py`, `scatter.py`)
-OP_STEPS = {**_NNET_STEPS, **_ROWS_STEPS, **_SCATTER_STEPS}
+#: kernel module, or None to run its `perform` (see `nnet.py`, `rows.py`, `scatter.py`,
+#: `gemm.py`)
+OP_STEPS = {**_NNET_STEPS, **_ROWS_STEPS, **_SCATTER_STEPS, **_GEMM_STEPS}
 
 
 def _ident(op) -> str:
