@@ -3,6 +3,8 @@ runs as one C call per layout-stable call.  Checked against the numpy linker on 
 unrewritten graph, across layouts the entry covers, ones it hands to the per-node runner,
 and kernel errors."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,7 @@ def test_a_kernel_error_is_raised_by_the_per_node_runner():
 
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_matrix_products_run_in_the_entry_through_cblas(dtype, tol, rng):
-    """Products of two float matrices are CBLAS calls of the entry (here of a transposed
+    """Products of two float matrices are calls of numpy's CBLAS from the entry (here of a transposed
     constant too), with numpy's results; layouts it does not take and shapes that do not
     align go to the per-node runner."""
     x, y = ts.tensor(dtype, (None, None), name="x"), ts.tensor(dtype, (None, None), name="y")
@@ -103,9 +105,9 @@ def test_entry_blas_layouts():
 
 
 def test_products_without_cblas_keep_the_per_node_runner(monkeypatch):
-    from tracesym.backend.c import cache
+    from tracesym.backend.c import blas
 
-    monkeypatch.setattr(cache, "blas_libs", lambda: None)
+    monkeypatch.setattr(blas, "cblas", lambda: None)
     x = ts.dmatrix("x")
     xv = np.arange(4.0).reshape(2, 2)
     f = ts.function([x], ts.exp(x @ x), mode=C)  # the product runs in numpy
@@ -221,3 +223,13 @@ def test_shapes_that_do_not_broadcast_are_the_per_node_runners_error():
     with pytest.raises(OpRuntimeError, match=r"float64\[3\], float64\[4\]"):
         f(np.ones(3), np.ones(4))
     assert f(np.zeros(3), np.ones(3)) == 3.0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="found through /proc")
+def test_numpy_blas_is_found():
+    """The CBLAS generated C calls is numpy's own (one thread pool for every product)."""
+    from tracesym.backend.c import blas
+
+    found = blas.cblas()
+    assert found is not None and found[2] in ("int", "int64_t")
+    assert any("blas" in p.lower() for p in blas._numpy_blas_paths())

@@ -131,18 +131,6 @@ def libs() -> tuple:
     return ("-lmvec", "-lm") if "-DTS_LIBMVEC" in flags() else ("-lm",)
 
 
-@functools.lru_cache(maxsize=None)
-def blas_libs() -> tuple | None:
-    """Link flags for the CBLAS of the scipy-openblas32 wheel (`scipy_cblas_dgemm`, ...,
-    32-bit ints), or None where it is not installed: a module calling BLAS from C links it."""
-    try:
-        import scipy_openblas32 as sob
-    except ImportError:
-        return None
-    d = sob.get_lib_dir()
-    return (f"-L{d}", f"-l{sob.get_library()}", f"-Wl,-rpath,{d}")
-
-
 def _probe(cc: str) -> dict:
     """Ask `cc` where libmvec is and whether it builds OpenMP code (tens of milliseconds)."""
     out = subprocess.run([cc, "-print-file-name=libmvec.so"], capture_output=True,
@@ -259,10 +247,9 @@ def _cpu() -> str:
     return info
 
 
-def key_of(source: str, cdef: str, blas: bool = False) -> str:
+def key_of(source: str, cdef: str) -> str:
     h = hashlib.sha256()
-    link = libs() + ((blas_libs() or ()) if blas else ())
-    for part in (source, cdef, repr(compiler()), " ".join(flags() + link), _cpu(), sys.version,
+    for part in (source, cdef, repr(compiler()), " ".join(flags() + libs()), _cpu(), sys.version,
                  cffi.__version__, sysconfig.get_config_var("EXT_SUFFIX") or ""):
         h.update(part.encode())
         h.update(b"\0")
@@ -308,17 +295,16 @@ def cache_dir(root: str) -> str:
     return root
 
 
-def load(source, cdef: str, root: str, header: str = "", blas: bool = False):
+def load(source, cdef: str, root: str, header: str = ""):
     """The compiled module (with `.lib` and `.ffi`) for `source`, building it if needed.
 
     `source` is C source text, or a list of parts (whole functions): a big module is
     compiled as several units in parallel, each part after `header` and `cdef`, the
     declarations, in plain C, of what the module exports.  A part may call what another
-    exports; what several parts share otherwise (static helpers, macros) goes in `header`.
-    `blas`: link the CBLAS of `blas_libs()` (which must exist)."""
+    exports; what several parts share otherwise (static helpers, macros) goes in `header`."""
     parts = [source] if isinstance(source, str) else list(source)
     _recorded(cache_dir(root), write=True)
-    key = key_of(header + ("\n" if header else "") + "\n".join(parts), cdef, blas)
+    key = key_of(header + ("\n" if header else "") + "\n".join(parts), cdef)
     name = "tsk_" + key[:24]
     mod = _loaded.get(name)
     if mod is not None:
@@ -327,7 +313,7 @@ def load(source, cdef: str, root: str, header: str = "", blas: bool = False):
     if not entry.valid():
         with _locked(os.path.join(root, name + ".lock")):
             if not entry.valid():
-                _build(entry, header, parts, cdef, root, blas)
+                _build(entry, header, parts, cdef, root)
     mod = _import(entry)
     _loaded[name] = mod
     return mod
@@ -405,7 +391,7 @@ class _Jobs:
                 proc.communicate()
 
 
-def _build(entry: Entry, header: str, parts: list, cdef: str, root: str, blas: bool = False):
+def _build(entry: Entry, header: str, parts: list, cdef: str, root: str):
     """Compile the kernel units and the cffi wrapper (argument conversion only: `WRAPPER_OPT`)
     in parallel, link them, then publish the entry whole."""
     cc, fl = compiler()[0], list(flags())
@@ -429,8 +415,7 @@ def _build(entry: Entry, header: str, parts: list, cdef: str, root: str, blas: b
         res = jobs.wait()
         so = os.path.join(tmp, os.path.basename(entry.so))
         if res is None:
-            jobs.start([cc, *fl, *objs, "-o", so, *libs(), *(blas_libs() if blas else ())],
-                       c_file)
+            jobs.start([cc, *fl, *objs, "-o", so, *libs()], c_file)
             res = jobs.wait()
         if res is not None:
             _compile_error(res, root)

@@ -6,9 +6,9 @@ intermediates and constants come from a table of pointers, and each kernel's met
 (element count of a contiguous loop, or the strided loop's or reduction's int64 layout) from
 a table of metadata pointers.
 
-Matrix products of two float32 or float64 matrices run there too, through the CBLAS of the
-scipy-openblas32 wheel (`cache.blas_libs`) when it is installed: W7's chain of 1,000
-products of 16x16 matrices and 1,000 elementwise kernels is then one C call.
+Matrix products of two float32 or float64 matrices run there too, through numpy's own CBLAS
+(`blas.py`) where it is found: W7's chain of 1,000 products of 16x16 matrices and 1,000
+elementwise kernels is then one C call.
 
 Both tables depend only on the layout (shape and strides) of the arguments, so they are
 built once per layout (`Plan`) and kept: a plan owns the intermediates' buffers, reused by
@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from . import blas
+
 ENTRY = "ts_entry"
 
 
@@ -38,21 +40,8 @@ def eligible(kinds, n_nodes, out_slots, made) -> bool:
             and set(out_slots) <= made and len(set(out_slots)) == len(out_slots))
 
 
-#: (kind, key) of the matrix products the entry runs through CBLAS (`cache.blas_libs`)
+#: (kind, key) of the matrix products the entry runs through CBLAS (`blas.py`)
 BLAS_KINDS = {("matmul", "float64"), ("matmul", "float32")}
-
-_GEMM = """void scipy_cblas_{g}gemm(int, int, int, int, int, int, {T}, const {T} *, int, const {T} *,
-                       int, {T}, {T} *, int);
-/* c = a @ b, row-major; m: M, N, K, a transposed, b transposed, lda, ldb */
-static int ts_matmul_{dt}(const int64_t *m, char *a, char *b, char *c)
-{{
-  scipy_cblas_{g}gemm(101, m[3] ? 112 : 111, m[4] ? 112 : 111, (int)m[0], (int)m[1], (int)m[2],
-                     1, (const {T} *)a, (int)m[5], (const {T} *)b, (int)m[6], 0, ({T} *)c,
-                     (int)m[1]);
-  return 0;
-}}
-"""
-
 
 def _blas_operand(x):
     """(transposed, leading dimension) of a 2-D array for CBLAS, or None for a layout with
@@ -86,15 +75,14 @@ def render(program, names, in_slots, out_slots) -> tuple[str, str]:
         where[s] = f"t[{j}]"
     params = ", ".join(["int64_t **m", "char **t"] + [f"char *i{j}" for j in range(len(in_slots))]
                        + [f"char *o{j}" for j in range(len(out_slots))])
-    gemms = sorted({key for kind, key, _, _ in program if kind == "matmul"})
-    src = [_GEMM.format(dt=dt, g=dt == "float32" and "s" or "d",
-                        T="float" if dt == "float32" else "double") for dt in gemms]
+    gemm = any(kind == "matmul" for kind, *_ in program)
+    src = [blas.decls()] if gemm else []
     src += [f"int {ENTRY}({params})", "{", "  int s;"]
     for k, (kind, key, ins, outs) in enumerate(program):
         ptrs = ", ".join(where[s] for s in ins + outs)
-        if kind == "matmul":
-            src.append(f"  s = ts_matmul_{key}(m[{k}], {ptrs});")
-            src.append("  if (s) return s;")
+        if kind == "matmul":  # c = a @ b
+            a, b, c = (where[s] for s in ins + outs)
+            src.append(f"  ts_gemm_{key}(m[{k}], 1, (void *){a}, (void *){b}, 0, (void *){c});")
             continue
         name = names[key]
         if kind == "elemwise":
@@ -104,7 +92,7 @@ def render(program, names, in_slots, out_slots) -> tuple[str, str]:
             src.append(f"  s = {name}(m[{k}], {ptrs});")
         src.append("  if (s) return s;")
     src += ["  return 0;", "}"]
-    return "\n".join(src) + "\n", f"int {ENTRY}({params});\n"
+    return "\n".join(src) + "\n", f"int {ENTRY}({params});\n" + (blas.SETTER if gemm else "")
 
 
 def table_slots(program, in_slots, out_slots) -> list:

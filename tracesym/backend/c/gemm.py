@@ -1,13 +1,13 @@
-"""A C step for `Gemm` (`beta*z + alpha*(x @ y)`, ops/blas.py): one call of the CBLAS of the
-scipy-openblas32 wheel writing into z's buffer, where the numpy `perform` makes the product
+"""A C step for `Gemm` (`beta*z + alpha*(x @ y)`, ops/blas.py): one call of numpy's own CBLAS
+(`blas.py`) writing into z's buffer, where the numpy `perform` makes the product
 in a temporary and adds it to z in a second pass (an SGD update of a 784 x 500 weight: two
 more passes over 1.5 MB).
 
 It runs where the Op is in place (the `inplace` rewrite proved nothing else reads z), z is a
 C-contiguous, writeable float32 or float64 matrix of the product's shape sharing no memory
 with x or y, beta is not 0 (BLAS would skip z, where numpy propagates its NaN), and CBLAS
-takes the layouts of x and y (`entry.blas_meta`); otherwise, and where the wheel is not
-installed, the `perform`.
+takes the layouts of x and y (`entry.blas_meta`); otherwise, and where no CBLAS is found,
+the `perform`.
 """
 
 from __future__ import annotations
@@ -17,34 +17,29 @@ import functools
 import numpy as np
 
 from ...ops.blas import Gemm
-from . import cache, entry
+from . import blas, cache, entry
 
-_TYPES = {"float32": ("float", "s"), "float64": ("double", "d")}
+_TYPES = {"float32": "float", "float64": "double"}
 
-_TEMPLATE = r"""
-void scipy_cblas_{g}gemm(int, int, int, int, int, int, {T}, const {T} *, int, const {T} *, int,
-                        {T}, {T} *, int);
-
-/* c = beta * c + alpha * a @ b; m: M, N, K, a transposed, b transposed, lda, ldb */
-void ts_gemm_{t}(const int64_t *m, {T} alpha, const {T} *a, const {T} *b, {T} beta, {T} *c) {
-  scipy_cblas_{g}gemm(101, m[3] ? 112 : 111, m[4] ? 112 : 111, (int)m[0], (int)m[1], (int)m[2],
-                     alpha, a, (int)m[5], b, (int)m[6], beta, c, (int)m[1]);
-}
+_WRAPPER = r"""
+void ts_gemm_step_{t}(const int64_t *m, {T} alpha, const {T} *a, const {T} *b, {T} beta,
+                      {T} *c) { ts_gemm_{t}(m, alpha, a, b, beta, c); }
 """
-_DECL = ("void ts_gemm_{t}(const int64_t *m, {T} alpha, const {T} *a, const {T} *b, {T} beta, "
-         "{T} *c);\n")
+_DECL = ("void ts_gemm_step_{t}(const int64_t *m, {T} alpha, const {T} *a, const {T} *b, "
+         "{T} beta, {T} *c);\n")
 
 
 def _fill(text, t):
-    T, g = _TYPES[t]
-    return text.replace("{T}", T).replace("{t}", t).replace("{g}", g)
+    return text.replace("{T}", _TYPES[t]).replace("{t}", t)
 
 
 @functools.lru_cache(maxsize=None)
 def _module(compiledir):
-    return cache.load("".join(_fill(_TEMPLATE, t) for t in _TYPES),
-                      "".join(_fill(_DECL, t) for t in _TYPES), compiledir,
-                      header="#include <stdint.h>\n", blas=True)
+    mod = cache.load(blas.decls() + "".join(_fill(_WRAPPER, t) for t in _TYPES),
+                     blas.SETTER + "".join(_fill(_DECL, t) for t in _TYPES), compiledir,
+                     header="#include <stdint.h>\n")
+    blas.bind(mod)
+    return mod
 
 
 def _first(a):
@@ -55,11 +50,11 @@ def _first(a):
 
 def _gemm(node, compiledir):
     dt = node.outputs[0].dtype
-    if not node.op.inplace or dt not in _TYPES or cache.blas_libs() is None:
+    if not node.op.inplace or dt not in _TYPES or blas.cblas() is None:
         return None
     mod = _module(compiledir)
-    fn = getattr(mod.lib, f"ts_gemm_{dt}")
-    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    fn = getattr(mod.lib, f"ts_gemm_step_{dt}")
+    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt]}[]"
     perform = node.op.perform
 
     def step(args):

@@ -2,7 +2,7 @@
 elementwise nodes and reductions running generated C, products running numpy's matmul, Ops
 with a hand-written C step (`OP_STEPS`: convolution and pooling in `nnet.py`, softmax-like
 rows and argmax in `rows.py`, row increments of an embedding gradient in `scatter.py`, GEMM
-updates through CBLAS in `gemm.py`)
+updates through numpy's CBLAS in `gemm.py`)
 running that, and every other Op its numpy `perform`, all in
 the same schedule.
 
@@ -29,7 +29,7 @@ because the C backend has no kernel for them, with the reason; `runner.fresh` sa
 outputs of `runner.validated` are always new arrays no other output or input aliases.
 
 Where every node is an elementwise or reduction kernel or a product of two float matrices
-(CBLAS), `runner.validated` is one C call (`entry.py`): the kernels run in order from one
+(numpy's CBLAS, `blas.py`), `runner.validated` is one C call (`entry.py`): the kernels run in order from one
 entry function over buffers planned once per layout of the arguments.
 """
 
@@ -46,7 +46,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.reduce import Reduce
 from ...trace.context import op_error
 from ..slots import Slots, checked_order
-from . import cache, cgen, entry, rows
+from . import blas, cache, cgen, entry, rows
 from .gemm import STEPS as _GEMM_STEPS
 from .nnet import STEPS as _NNET_STEPS
 from .rows import STEPS as _ROWS_STEPS
@@ -108,7 +108,7 @@ def _blas_dtype(node) -> str | None:
     dt = node.outputs[0].dtype
     if (("matmul", dt) in entry.BLAS_KINDS and all(v.ndim == 2 and v.dtype == dt
                                                    for v in node.inputs)
-            and cache.blas_libs() is not None):
+            and blas.cblas() is not None):
         return dt
     return None
 
@@ -172,8 +172,9 @@ def _compile_kernels(nodes, kinds, compiledir, whole, names):
         decls.append(decl)
     if not parts:
         return names, None, None
-    blas = whole is not None and any(kind == "matmul" for kind, *_ in whole[0])
-    mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER, blas=blas)
+    mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER)
+    if whole is not None and any(kind == "matmul" for kind, *_ in whole[0]):
+        blas.bind(mod)
     return names, mod.lib, mod.ffi
 
 
