@@ -328,20 +328,27 @@ def test_c_kernels_match_the_numpy_ops(cfg, dtype, tol):
                 initial=0)))
 
 
-def test_c_kernels_take_non_contiguous_inputs_and_chunks(monkeypatch):
-    """Inputs that are views are read correctly, and a batch split into several chunks of
-    patches gives what one chunk gives."""
-    from tracesym.backend.c import nnet
-
-    X, W, GY = (ts.dtensor4(n) for n in "x w gy".split())
-    params = ("half", (1, 1), (1, 1), 1, False)
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("cfg", [
+    # (x shape, w shape, border_mode, subsample, filter_dilation, groups, filter_flip)
+    ((64, 6, 11, 10), (32, 3, 3, 3), (1, 0), (1, 2), (1, 1), 2, False),
+    ((21, 5, 9, 13), (34, 5, 4, 3), "half", (2, 1), (1, 2), 1, True),
+], ids=["groups", "dilated"])
+def test_c_kernels_on_threaded_batches_of_views(cfg, dtype, tol):
+    """Batches big enough for the kernels' threads, with more images than the filter
+    gradient's ranges of images, products of several blocks of rows and columns, and inputs
+    that are views (not contiguous), against the Ops' numpy `perform`."""
+    xs, ws, bm, sub, dil, groups, flip = cfg
+    params = (bm, sub, dil, groups, flip)
+    X, W, GY = (ts.tensor(dtype, (None,) * 4, name=n) for n in "x w gy".split())
     nodes = [Conv2d(*params)(X, W).owner,
              Conv2dGradInputs(*params)(W, GY, shape_i(X, 2), shape_i(X, 3)).owner,
              Conv2dGradWeights(*params)(X, GY, shape_i(W, 2), shape_i(W, 3)).owner]
-    x = _n(5, 9, 6, 3).transpose(0, 3, 2, 1)  # (5, 3, 6, 9), not contiguous
-    w, gy = _n(4, 3, 3, 3, seed=1)[:, :, ::-1], _n(5, 4, 6, 9, seed=2)
-    args = [[x, w], [w, gy, 6, 9], [x, gy, 3, 3]]
-    want = [node.op.perform(node, list(a))[0] for node, a in zip(nodes, args)]
-    monkeypatch.setattr(nnet, "CHUNK_BYTES", 3 * 27 * 54 * 8)  # chunks of 3 and 2 images
-    for step, a, v in zip(_c_steps(nodes), args, want):
-        np.testing.assert_allclose(step(list(a))[0], v, rtol=1e-12, atol=1e-12)
+    x = _n(*xs[:2], xs[3], xs[2]).astype(dtype).transpose(0, 1, 3, 2)  # not contiguous
+    w = _n(*ws, seed=1).astype(dtype)[:, :, ::-1]
+    gy = _n(*nodes[0].op.perform(nodes[0], [x, w])[0].shape, seed=2).astype(dtype)
+    args = [[x, w], [w, gy, xs[2], xs[3]], [x, gy, ws[2], ws[3]]]
+    for node, step, a in zip(nodes, _c_steps(nodes), args):
+        want, got = node.op.perform(node, list(a))[0], step(list(a))[0]
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * abs(want).max())
+        np.testing.assert_array_equal(step(list(a))[0], got)  # the same sums each time

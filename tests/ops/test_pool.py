@@ -272,6 +272,27 @@ def test_c_kernels_match_the_numpy_ops(setting, mode, dtype, tol):
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("mode", ["max", "average_inc_pad"])
+@pytest.mark.parametrize("window", [((3, 3), True, (2, 2), (1, 1)), ((2, 2), True, None, (0, 0))],
+                         ids=["3x3", "2x2"])
+def test_c_kernels_on_threaded_batches(window, mode):
+    """Enough planes for the kernels' threads, odd image sizes (2x2 windows leave a row and a
+    column out): the same results as `perform`."""
+    from tracesym.backend.c.linker import kernel_steps
+
+    params = (*window, mode)
+    X, G = ts.ftensor4("x"), ts.ftensor4("g")
+    nodes = [Pool2d(*params)(X).owner]
+    nodes.append(MaxPoolGrad(*params)(X, G).owner if mode == "max" else
+                 AvgPoolGrad(*params)(G, shape_i(X, -2), shape_i(X, -1)).owner)
+    x = np.round(_n(40, 16, 13, 11) * 2).astype("float32")
+    gz = _n(*nodes[0].op.perform(nodes[0], [x])[0].shape, seed=1).astype("float32")
+    args = [[x], [x, gz] if mode == "max" else [gz, 13, 11]]
+    for node, step, a in zip(nodes, kernel_steps(nodes, ts.config.compiledir), args):
+        np.testing.assert_allclose(step(list(a))[0], node.op.perform(node, list(a))[0],
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_c_max_pool_propagates_nan_and_integers_run_in_numpy():
     from tracesym.backend.c.linker import kernel_steps
 
@@ -281,6 +302,13 @@ def test_c_max_pool_propagates_nan_and_integers_run_in_numpy():
     (step,) = kernel_steps([ts.nnet.pool_2d(X, 2).owner], ts.config.compiledir)
     got = step([x])[0]
     assert np.isnan(got[0, 0, 0, 0]) and (got[0, 0, 1] == 0).all()
+    # the gradient passes over NaNs, as `>` does, except a NaN first element, which keeps it
+    x = np.array([[[[np.nan, 1, 1, np.nan], [3, np.nan, np.nan, 2]]]])
+    node = MaxPoolGrad((2, 2), True, None, (0, 0), "max")(X, ts.dtensor4("g")).owner
+    (step,) = kernel_steps([node], ts.config.compiledir)
+    args = [x, np.array([[[[5.0, 7.0]]]])]
+    np.testing.assert_array_equal(step(list(args))[0], node.op.perform(node, list(args))[0])
+    assert step(list(args))[0].sum() == 12
     I = ts.tensor("int32", (None,) * 4)
     (step,) = kernel_steps([ts.nnet.pool_2d(I, 2).owner], ts.config.compiledir)
     xi = np.arange(32, dtype="int32").reshape(1, 2, 4, 4)
