@@ -329,7 +329,8 @@ static int k0_add_rows(int64_t lo, int64_t hi, const int m, const int64_t *shape
   double sp0[256];
   for (int64_t row = lo; row < hi; row++) {
     if (pack) {
-      for (int64_t j = 0; j < len; j++) pk0[np_ + j] = *(const double *)(a0 + j * da0);
+      if (da0) for (int64_t j = 0; j < len; j++) pk0[np_ + j] = ((const double *)a0)[j];
+      else for (int64_t j = 0; j < len; j++) pk0[np_ + j] = *(const double *)a0;
       dst0[nr_] = o0;
       np_ += len; nr_++;
       if (np_ + len > 256) {

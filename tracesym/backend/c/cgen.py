@@ -449,8 +449,12 @@ class _Elemwise:
         return d + ["  int64_t np_ = 0, nr_ = 0;"]
 
     def pack_row(self):
-        r = [f"for (int64_t j = 0; j < len; j++) pk{i}[np_ + j] = "
-             f"*(const {self.sto_in[i]} *)(a{i} + j * da{i});" for i in self.arrays]
+        r = []
+        for i in self.arrays:  # unit stride, or 0 (broadcast along the row)
+            t = self.sto_in[i]
+            r += [f"if (da{i}) for (int64_t j = 0; j < len; j++) pk{i}[np_ + j] = "
+                  f"((const {t} *)a{i})[j];",
+                  f"else for (int64_t j = 0; j < len; j++) pk{i}[np_ + j] = *(const {t} *)a{i};"]
         r += [f"dst{k}[nr_] = o{k};" for k in range(self.nout)]
         r += ["np_ += len; nr_++;", f"if (np_ + len > {PACK}) {{"]
         r += ["  " + x for x in self.pack_flush()]
