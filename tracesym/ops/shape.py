@@ -251,6 +251,8 @@ class SumToShape(Op):
 
     def perform(self, node, inputs):
         g, shp = inputs
+        if g.shape == tuple(shp.tolist()):
+            return (g,)  # nothing to sum (the common case, taken first)
         lead = g.ndim - len(shp)
         axes = tuple(range(lead)) + tuple(
             lead + i for i, s in enumerate(shp) if s == 1 and g.shape[lead + i] != 1)
@@ -346,6 +348,8 @@ class DimShuffle(Op):
 
     def perform(self, node, inputs):
         (x,) = inputs
+        if "x" not in self.new_order and len(self.new_order) == x.ndim:
+            return (x.transpose(self.new_order),)  # a permutation (a transpose): per call
         used = [d for d in self.new_order if d != "x"]
         dropped = [d for d in range(x.ndim) if d not in used]
         if any(x.shape[d] != 1 for d in dropped):
