@@ -11,6 +11,7 @@ from . import inplace  # noqa: F401
 from . import shapes  # noqa: F401
 from . import blas  # noqa: F401
 from . import fusion  # noqa: F401
+from . import static_shapes  # noqa: F401
 from .engine import PHASES, REWRITES, RewriteError, graph_pass, node_rewriter
 from .mode import MODES, Mode, get_mode, rewrite, rewrite_graph
 
