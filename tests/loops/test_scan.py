@@ -332,7 +332,8 @@ def test_c_linked_loop_trusts_only_typed_values(rng):
     np.testing.assert_allclose(got_fib, want_fib[2:])
     np.testing.assert_allclose(got_last, want_last)
     (node,) = [n for n in f.graph.toposort() if isinstance(n.op, ts.loops.Scan)]
-    assert node.op._run_trusted is not None
+    (inner,) = node.op._special.values()  # the step specialised to the call's shapes
+    assert inner.trusted is not None
     g = ts.function([x], last, mode=C)
     (node,) = [n for n in g.graph.toposort() if isinstance(n.op, ts.loops.Scan)]
     assert len(node.inputs) == 3  # n_steps, x, the initial state

@@ -166,3 +166,24 @@ def test_a_step_value_whose_shape_changes_between_steps_is_recomputed(rng):
     Xv = rng.normal(size=(4, 5))
     decay = 0.5 ** np.arange(3, -1, -1)[:, None]
     np.testing.assert_allclose(g(Xv), 2 * Xv * (Xv > 0) * decay)
+
+
+@pytest.mark.parametrize("n_steps", [None, 3])
+def test_a_sequence_gradient_is_padded_with_zeros_only_after_fewer_steps_than_rows(n_steps, rng):
+    """Without n_steps every row of a sequence is a step, and its gradient is the backward
+    loop's rows in order, with no zeros written around them; with fewer steps than rows the
+    rows no step read get a zero gradient."""
+    X, h0 = ts.dmatrix("X"), ts.dvector("h0")
+    hs, _ = ts.scan(lambda x, h: ts.tanh(x * h + x), sequences=X, outputs_info=h0,
+                    n_steps=n_steps)
+    g = ts.grad((hs ** 2).sum(), X)
+    values = rng.normal(size=(5, 2)), rng.normal(size=2)
+    f = ts.function([X, h0], g)
+    got = f(*values)
+    np.testing.assert_allclose(got, ts.function([X, h0], g, mode="NONE")(*values))
+    sets = [n for n in f.graph.toposort() if type(n.op).__name__ == "IncSubtensor"
+            and n.op.set_instead_of_inc]
+    if n_steps is None:
+        assert not sets
+    else:
+        assert sets and not got[n_steps:].any()

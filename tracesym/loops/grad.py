@@ -91,8 +91,8 @@ def _read_stored(outs, recomputed, rows):
     """`outs` with each recomputed forward value read from its stored row instead.  A value
     read only for its shape is not stored where its Op tells the shape from sizes the step
     has anyway (`infer_shape` giving constants or sizes of the step's inputs and of rows read
-    anyway: `(h @ W).shape`); its stored row's shape is read otherwise, which costs less than
-    computing a broadcast shape on every step."""
+    anyway: `(h @ W).shape`, also through a broadcast's choice between sizes); its stored row's
+    shape is read otherwise."""
     from ..ops.shape import Shape, ShapeI, shape_i
 
     memo = {id(v): r for v, r in zip(recomputed, rows)}
@@ -101,19 +101,39 @@ def _read_stored(outs, recomputed, rows):
              if not all(id(o) in stored for o in nd.outputs)]
     read = {id(v) for nd in nodes if not isinstance(nd.op, (Shape, ShapeI)) for v in nd.inputs}
 
+    row_of = {id(r): id(v) for v, r in zip(recomputed, rows)}
+    known: dict = {}
+
     def dims(v):
+        if id(v) not in known:
+            known[id(v)] = _dims(v)
+        return known[id(v)]
+
+    def _dims(v):
         if id(v) not in stored or id(v) in read:
             return [shape_i(stored.get(id(v), v), d) for d in range(v.ndim)]
         nd = v.owner
-        shp = nd.op.infer_shape(nd, [[shape_i(stored.get(id(x), x), d) for d in range(x.ndim)]
-                                     for x in nd.inputs])
+        shp = nd.op.infer_shape(nd, [dims(x) if id(x) in stored else
+                                     [shape_i(x, d) for d in range(x.ndim)] for x in nd.inputs])
         found = [] if shp is None else [as_variable(d) for d in shp[nd.outputs.index(v)]]
-        if shp is None or any(d.dtype != "int64" or d.owner is not None and not isinstance(
-                d.owner.op, ShapeI) or d.owner is not None and id(d.owner.inputs[0]) in stored
-                and id(d.owner.inputs[0]) not in read for d in found):
+        if shp is None or any(d.dtype != "int64" or not from_sizes(d) for d in found):
             read.add(id(v))  # its row then
             return [shape_i(stored[id(v)], d) for d in range(v.ndim)]
         return found
+
+    def from_sizes(d):
+        """Whether scalar `d` is computed from constants and sizes of values the step reads
+        anyway (a broadcast's `where(n == 1, m, n)`), which the step specialised to static
+        shapes folds away."""
+        if isinstance(d, Constant):
+            return True
+        nd = d.owner
+        if nd is None or d.ndim != 0:
+            return False
+        if isinstance(nd.op, ShapeI):
+            x = id(nd.inputs[0])
+            return row_of.get(x, x) in read or x not in stored and x not in row_of
+        return all(from_sizes(x) for x in nd.inputs)
 
     sizes = {id(nd.inputs[0]): dims(nd.inputs[0]) for nd in nodes
              if isinstance(nd.op, (Shape, ShapeI)) and id(nd.inputs[0]) in stored}
@@ -239,8 +259,30 @@ def _scan_grad(op, inputs, outputs, output_grads):
     for i in d_seqs:
         rev = res[k][::-1]
         k += 1
-        grads[1 + i] = set_subtensor(zeros_like(seqs[i])[n - nb:n], rev)
+        if op.truncate_gradient < 0 and _counts_rows(n, seqs[i]):
+            grads[1 + i] = rev  # every row is a step: no zeros around the steps' gradients
+        else:
+            grads[1 + i] = set_subtensor(zeros_like(seqs[i])[n - nb:n], rev)
     return grads
+
+
+def _counts_rows(n, seq) -> bool:
+    """Whether the step count `n` is `seq.shape[0]` (a scan given no n_steps counts the rows of
+    its sequences), possibly through the check that the sequences have one length."""
+    from ..ops.checks import CheckSizes
+    from ..ops.shape import ShapeI
+
+    if isinstance(n, Constant):
+        return seq.type.shape[0] == int(n.data)
+    nd = n.owner
+    if nd is not None and isinstance(nd.op, CheckSizes):
+        sizes = nd.inputs[1:]
+        if all(kind == "eq" for kind, _ in nd.op.checks) and any(
+                _counts_rows(v, seq) for v in sizes):
+            return True
+        n = nd.inputs[0]
+        nd = n.owner
+    return nd is not None and isinstance(nd.op, ShapeI) and nd.op.i == 0 and nd.inputs[0] is seq
 
 
 __all__ = ["scan_grad"]

@@ -13,13 +13,20 @@ outer sequence per tap).  Recurrent output r with taps (negative ints) has `lag 
 initial rows; its buffer holds `lag + n_steps` rows, row `lag + t` written by step t, and tap
 k of step t reads row `lag + t + k`.  With `keep_last[r]` the Op keeps a ring of `lag + 1`
 rows and returns only the final row (shape `(1, ...)`): O(1) memory in the number of steps.
+
+A Scan of a compiled function (`compiled_scan`) runs its step specialised to the shapes of
+each call's values: the step as traced, on placeholders of those static shapes, rewritten with
+the function's mode and lowered once per signature (at most `MAX_SPECIALIZED`).  Static
+shapes prove what the symbolic ones cannot across the loop's boundary (a gradient's sums to a
+shape vanish, elementwise work fuses into one kernel); a step that does not type on them, or
+a loop over ever new shapes, runs the step compiled for any shapes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ScanError
+from ..errors import ScanError, TracesymError
 from ..ops.base import Op
 from ..trace.graph import Apply, Constant, Graph, applies_between, as_variable
 from ..trace.types import TensorType
@@ -99,6 +106,43 @@ def _loop_source(seq_ndims, taps, lags, kinds, tap_ndims, n_nit, n_non_seqs) -> 
     return "\n".join(lines) + "\n"
 
 
+#: the most shape signatures one Scan specialises its step to; values of other shapes run the
+#: step compiled for any shapes
+MAX_SPECIALIZED = 4
+
+
+def _non_key(v):
+    """A non-sequence's part of the shapes a step is specialised to: (shape, None), or (shape,
+    values) for a short integer vector (a shape the step reads, hoisted out of the loop),
+    whose values the specialised step then holds as constants."""
+    shape = np.shape(v)
+    if type(v) is np.ndarray and v.dtype.kind in "iu" and v.ndim == 1 and v.size <= 8:
+        return shape, tuple(v.tolist())
+    return shape, None
+
+
+class _Inner:
+    """A lowered step: its `graph`, `run`, `trusted` (the runner trusting its inputs' dtypes
+    and ndims, or None), `products` (indices of the non-sequences a matrix product reads
+    directly)."""
+
+    __slots__ = ("graph", "run", "trusted", "products")
+
+    def __init__(self, graph, run, trusted, products):
+        self.graph, self.run, self.trusted, self.products = graph, run, trusted, products
+
+
+def _read_by_products(graph, first_non) -> tuple:
+    """Indices (among the non-sequences, inputs `first_non` on) of the inputs of `graph` that
+    a matrix product reads directly."""
+    from ..ops.blas import MatMul, _BlasUpdate
+
+    pos = {id(p): j for j, p in enumerate(graph.inputs[first_non:])}
+    return tuple(sorted({pos[id(v)] for nd in graph.toposort()
+                         if isinstance(nd.op, (MatMul, _BlasUpdate))
+                         for v in nd.inputs if id(v) in pos}))
+
+
 class Scan(Op):
     """A loop over `n_steps` running the step function held as `inner_inputs` ->
     `inner_outputs`.  Built by `ts.scan`; see the module docstring for the layout."""
@@ -124,7 +168,11 @@ class Scan(Op):
             raise ValueError("Scan: inner inputs/outputs do not match the declared layout")
         self.lags = tuple(-min(t) for t in self.taps)
         self.key = structure_key(self.inner_inputs, self.inner_outputs)
-        self._run = self._run_trusted = self._loop_fn = None
+        self._loop_fn = self._generic = None
+        #: (mode, inner outputs as traced) where the step is specialised to the shapes of each
+        #: call's values: set by `compiled_scan`
+        self.specialize = None
+        self._special: dict = {}  # shapes of the inner inputs -> _Inner
         self._kinds = self._storage_kinds()
         self._compiled: dict = {}
 
@@ -214,21 +262,75 @@ class Scan(Op):
     # -- running -------------------------------------------------------------------------------
     def runner(self):
         """The inner graph lowered once by the linker: values in, output values out."""
-        if self._run is None:
-            from ..config import config
-            from ..trace.function import LINKERS
+        if self._generic is None:
+            self._generic = self._lower(Graph(self.inner_inputs, self.inner_outputs))
+        return self._generic.run
 
-            cfg = config.snapshot()
-            graph = Graph(self.inner_inputs, self.inner_outputs)
-            self._run = LINKERS[self.linker or cfg.linker](graph, cfg)
-            # a state fed back as-is (the ring of `keep_last`) must have its taps' type for the
-            # runner that trusts its inputs' dtypes and ndims
-            _, i_taps, _ = self.split_inner()
-            fed_back_typed = all(
-                (p.dtype, p.ndim) == (o.dtype, o.ndim)
-                for o, ps in zip(self.inner_outputs, i_taps) for p in ps)
-            self._run_trusted = getattr(self._run, "validated", None) if fed_back_typed else None
-        return self._run
+    def _lower(self, graph) -> "_Inner":
+        from ..config import config
+        from ..trace.function import LINKERS
+
+        cfg = config.snapshot()
+        run = LINKERS[self.linker or cfg.linker](graph, cfg)
+        # a state fed back as-is (the ring of `keep_last`) must have its taps' type for the
+        # runner that trusts its inputs' dtypes and ndims
+        _, i_taps, _ = self.split_inner()
+        fed_back_typed = all((p.dtype, p.ndim) == (o.dtype, o.ndim)
+                             for o, ps in zip(graph.outputs, i_taps) for p in ps)
+        trusted = getattr(run, "validated", None) if fed_back_typed else None
+        return _Inner(graph, run, trusted, _read_by_products(graph, self.n_seqs + self.n_taps))
+
+    def _inner_for(self, seqs, inits, nons) -> "_Inner":
+        """The lowered step for values of these shapes: the step specialised to them (see
+        `specialize`) where it can be, else the step as compiled for any shapes."""
+        if self.specialize is None:
+            self.runner()
+            return self._generic
+        sig = (tuple(a.shape[1:] for a in seqs), tuple(a.shape[1:] for a in inits),
+               tuple(map(_non_key, nons)))
+        inner = self._special.get(sig)
+        if inner is None:
+            inner = None if len(self._special) >= MAX_SPECIALIZED else self._specialized(sig)
+            if inner is None:
+                self.runner()
+                inner = self._generic
+            if len(self._special) < MAX_SPECIALIZED:
+                self._special[sig] = inner
+        return inner
+
+    def _specialized(self, sig):
+        """The step traced again on inputs of the static shapes `sig`, rewritten with the
+        function's mode and lowered; None where the step does not type on them (its shapes
+        are then checked as it runs, which names the user's line)."""
+        from ..trace.graph import clone_replace
+        from ..rewrite.engine import RewriteError
+        from ..rewrite.mode import rewrite_graph
+        from .rewrites import compile_scans
+
+        mode, outputs = self.specialize
+        seq_rows, init_rows, non_keys = sig
+        shapes = list(seq_rows) + [r for r, t in zip(init_rows, self.taps) for _ in t] + \
+            [k[0] for k in non_keys]
+        values = [None] * (len(shapes) - len(non_keys)) + [k[1] for k in non_keys]
+        fresh, replace = [], {}
+        for p, shp, val in zip(self.inner_inputs, shapes, values):
+            if len(shp) != p.ndim or any(a is not None and a != b
+                                         for a, b in zip(p.type.shape, shp)):
+                return None
+            # a size of 1 stays unknown: static, it would make the dim broadcastable
+            static = tuple(None if d == 1 and a is None else d for a, d in zip(p.type.shape, shp))
+            fresh.append(TensorType(p.dtype, static).make_variable(name=p.name))
+            replace[p] = fresh[-1] if val is None else \
+                as_variable(np.array(val, dtype=p.dtype).reshape(shp))
+        try:
+            outs = clone_replace(outputs, replace)
+        except (TracesymError, TypeError, ValueError, IndexError):
+            return None  # the generic step raises it as it runs, naming the line
+        try:
+            graph = compile_scans(rewrite_graph(Graph(fresh, outs), mode), mode)
+        except RewriteError:  # a rule that cannot keep the types it was given: run as compiled
+            return None
+        return self._lower(graph)
 
     def _typed(self, node, inputs) -> bool:
         """Whether the outer values are arrays of exactly the node's input types, so every row
@@ -245,9 +347,12 @@ class Scan(Op):
             if s.shape[0] < n:
                 raise ScanError(f"{self}: sequence {k} has {s.shape[0]} rows, fewer than the "
                                 f"{n} steps asked for")
-        run = self.runner()
-        if self._run_trusted is not None and self._typed(node, inputs):
-            run = self._run_trusted
+        inner = self._inner_for(seqs, inits, nons)
+        run = inner.run
+        if inner.trusted is not None and self._typed(node, inputs):
+            run = inner.trusted
+        if n > 1 and inner.products:
+            nons = self._contiguous(nons, inner.products)
         bufs, state = [], []
         for r, (init, lag, kind) in enumerate(zip(inits, self.lags, self._kinds)):
             if init.shape[0] != lag:
@@ -277,6 +382,18 @@ class Scan(Op):
                 v = np.empty((0,) + tuple(0 if s is None else s for s in o.type.shape), o.dtype)
             results.append(v)
         return results
+
+    @staticmethod
+    def _contiguous(nons, which):
+        """`nons` with each matrix `which` names made C-contiguous once: a product reads it
+        on every step, BLAS runs a transposed operand (the `W.T` of a backward step) about
+        1.4x slower, and numpy copies any other strided one on each call."""
+        nons = list(nons)
+        for j in which:
+            v = nons[j]
+            if type(v) is np.ndarray and v.ndim >= 2 and not v.flags.c_contiguous:
+                nons[j] = np.ascontiguousarray(v)
+        return nons
 
     def _storage_kinds(self):
         """How the loop keeps each recurrent output: "last" (only its latest value, in a

@@ -9,7 +9,8 @@ drop outputs nobody reads, merge independent scans over the same steps, and writ
 of a product sliced into parts (an LSTM's gates) as one concatenation instead of increments of
 zeros; in `specialize`: keep only the last state where only it is read.  After the outer
 graph is rewritten, each Scan's inner graph is rewritten with the same mode (nested scans too)
-and told which linker lowers it (`compile_scans`, one of `function`'s lowering hooks).
+and told which linker lowers it (`compile_scans`, one of `function`'s lowering hooks); when it
+runs, the step is rewritten again on the static shapes of the call's values (`op.py`).
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ def scan_hoist_sequence_work(graph, node):
             from_seq.add(id(o))
             if backwards:
                 rev.add(id(o))
+    hoisted = _drop_elementwise_tails(op, hoisted)
     if not hoisted:
         return None
     frontier, seen = [], set()
@@ -216,6 +218,24 @@ def scan_hoist_sequence_work(graph, node):
                       inner_outputs=inner_out, n_seqs=k + len(fresh))
     new = new_op.make_node(n, *seqs, *[value(v, False) for v in frontier], *inits, *nons)
     return _replace_all(node, new)
+
+
+def _drop_elementwise_tails(op, hoisted):
+    """`hoisted` without the elementwise nodes whose values the loop itself reads (directly or
+    through other such nodes): left in the step they fuse into its own elementwise kernel and
+    cost next to nothing, where hoisted they would be one more pass over whole sequences and
+    one more sequence for every step to read.  Elementwise work feeding a hoisted product
+    stays hoisted with it."""
+    nodes = applies_between(op.inner_inputs, op.inner_outputs)
+    kept = set(hoisted)
+    read_in_loop = {id(o) for o in op.inner_outputs}
+    for nd in reversed(nodes):
+        if id(nd) not in kept:
+            read_in_loop.update(id(v) for v in nd.inputs)
+        elif isinstance(nd.op, Elemwise) and any(id(o) in read_in_loop for o in nd.outputs):
+            kept.discard(id(nd))
+            read_in_loop.update(id(v) for v in nd.inputs)
+    return kept
 
 
 def _reversed_of(v):
@@ -465,17 +485,22 @@ def _add_terms(graph, v, terms):
 
 
 def _zeros_block(v):
-    """(zeros, axis, start, stop) where `v` is `inc_subtensor(zeros[.., start:stop], y)` with
-    constant non-negative bounds on one axis and `y` of the slice's shape on the other axes;
-    else None."""
+    """(zeros, axis, start, stop) where `v` is `inc_subtensor(zeros[.., start:stop], y)`, zeros
+    an `Alloc` of 0 or a constant array of zeros, with constant non-negative bounds on one axis
+    and `y` of the slice's shape on the other axes; else None."""
     nd = v.owner
     if nd is None or not isinstance(nd.op, IncSubtensor) or nd.op.set_instead_of_inc \
             or len(nd.inputs) != 2:
         return None
     x, y = nd.inputs
     fill = x.owner
-    if fill is None or not isinstance(fill.op, Alloc) or not isinstance(fill.inputs[0], Constant) \
-            or fill.inputs[0].data.any() or y.dtype != x.dtype or y.ndim != x.ndim:
+    if isinstance(x, Constant):  # an Alloc of static sizes, folded
+        zero = x
+    elif fill is not None and isinstance(fill.op, Alloc) and isinstance(fill.inputs[0], Constant):
+        zero = fill.inputs[0]
+    else:
+        return None
+    if zero.data.any() or y.dtype != x.dtype or y.ndim != x.ndim:
         return None
     cut = [(d, p) for d, p in enumerate(nd.op.idx_list) if p != (None, None, None)]
     if len(cut) != 1 or not isinstance(cut[0][1], tuple):
@@ -536,6 +561,8 @@ def compiled_scan(op, mode, linker):
         if rewritten is not inner:
             rewritten = compile_scans(rewritten, mode)  # nested scans
         new = op.clone(inner_outputs=rewritten.outputs, linker=linker)
+        if rewritten is not inner:  # rewritten again on each call's static shapes when run
+            new.specialize = (mode, op.inner_outputs)
         new._compiled[key] = new
         op._compiled[key] = new
     return new
