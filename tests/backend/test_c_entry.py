@@ -150,18 +150,40 @@ def test_shared_values_are_arguments_of_the_entry():
     np.testing.assert_allclose(f(np.ones(3)), ref(np.ones(3)))
 
 
-def test_entry_source_calls_each_kernel_with_its_slots():
+def test_entry_source_walks_a_table_of_its_nodes():
+    """Each node is numbers in `ts_prog` (its case, kernel, pointer slots): inputs and
+    outputs first, then the table's intermediates (slot 2 here, p[3])."""
     program = [("elemwise", "e", [0, 1], [2]), ("reduce", "r", [2], [3])]
     src, decl = entry.render(program, {"e": "k0_add", "r": "k1_sum"}, [0, 1], [3])
     assert src == (
+        "typedef void (*ts_any)(void);\n"
+        "static const ts_any ts_fc[] = {(ts_any)k0_add_contig};\n"
+        "static const ts_any ts_fs[] = {(ts_any)k0_add_strided};\n"
+        "static const ts_any ts_fr[] = {(ts_any)k1_sum};\n"
+        "static const int32_t ts_prog[] = {0, 0, 0, 1, 3, 1, 0, 3, 2};\n"
         "int ts_entry(int64_t **m, char **t, char *i0, char *i1, char *o0)\n"
         "{\n"
-        "  int s;\n"
-        "  s = m[0][0] ? k0_add_contig(m[0][1], i0, i1, t[0])"
-        " : k0_add_strided(m[0] + 1, i0, i1, t[0]);\n"
-        "  if (s) return s;\n"
-        "  s = k1_sum(m[1], t[0], o0);\n"
-        "  if (s) return s;\n"
+        "  char *p[4];\n"
+        "  p[0] = i0;\n"
+        "  p[1] = i1;\n"
+        "  p[2] = o0;\n"
+        "  for (int j = 3; j < 4; j++) p[j] = t[j - 3];\n"
+        "  const int32_t *c = ts_prog;\n"
+        "  for (int64_t k = 0; k < 2; k++) {\n"
+        "    int s = 0;\n"
+        "    switch (c[0]) {\n"
+        "    case 0:  /* elemwise 3 */\n"
+        "      s = m[k][0] ? ((int (*)(int64_t, char *, char *, char *))ts_fc[c[1]])(m[k][1], p[c[2]], p[c[3]], p[c[4]])\n"
+        "             : ((int (*)(const int64_t *, char *, char *, char *))ts_fs[c[1]])(m[k] + 1, p[c[2]], p[c[3]], p[c[4]]);\n"
+        "      c += 5;\n"
+        "      break;\n"
+        "    case 1:  /* reduce 2 */\n"
+        "      s = ((int (*)(const int64_t *, char *, char *))ts_fr[c[1]])(m[k], p[c[2]], p[c[3]]);\n"
+        "      c += 4;\n"
+        "      break;\n"
+        "    }\n"
+        "    if (s) return s;\n"
+        "  }\n"
         "  return 0;\n"
         "}\n")
     assert decl == "int ts_entry(int64_t **m, char **t, char *i0, char *i1, char *o0);\n"

@@ -68,30 +68,66 @@ def render(program, names, in_slots, out_slots) -> tuple[str, str]:
     """(C source, cdef) of `ts_entry(m, t, i0.., o0..)`.  `program`: per node (kind, kernel
     key, input slots, output slots); `names`: kernel key -> C name.  m[k] is node k's
     metadata: for an elementwise node [1, n] (contiguous loop over n elements) or [0, strided
-    metadata...]; t[j] the pointer of the j-th other slot (in order of `table_slots`)."""
-    where = {s: f"i{j}" for j, s in enumerate(in_slots)}
-    where.update({s: f"o{j}" for j, s in enumerate(out_slots)})
-    for j, s in enumerate(table_slots(program, in_slots, out_slots)):
-        where[s] = f"t[{j}]"
+    metadata...]; t[j] the pointer of the j-th other slot (in order of `table_slots`).
+
+    The nodes are a table of numbers the entry walks (`ts_prog`: a case per kind and number of
+    pointers, the kernel, the pointers' slots), with the kernels in tables of function
+    pointers: the source grows by a few numbers per node, where a line of calls per node made
+    W7's 2,000-node entry take seconds to compile."""
+    slots = list(in_slots) + list(out_slots) + table_slots(program, in_slots, out_slots)
+    pos = {s: j for j, s in enumerate(slots)}
+    fns = {"elemwise": [], "reduce": []}  # distinct kernel names, by kind
+    cases, prog = [], []
+    for kind, key, ins, outs in program:
+        n = len(ins) + len(outs)
+        case = (kind, key if kind == "matmul" else n)
+        if case not in cases:
+            cases.append(case)
+        if kind == "matmul":
+            fn = 0
+        else:
+            name = names[key]
+            if name not in fns[kind]:
+                fns[kind].append(name)
+            fn = fns[kind].index(name)
+        prog += [cases.index(case), fn] + [pos[s] for s in ins + outs]
     params = ", ".join(["int64_t **m", "char **t"] + [f"char *i{j}" for j in range(len(in_slots))]
                        + [f"char *o{j}" for j in range(len(out_slots))])
-    gemm = any(kind == "matmul" for kind, *_ in program)
+    gemm = any(kind == "matmul" for kind, *_ in cases)
     src = [blas.decls()] if gemm else []
-    src += [f"int {ENTRY}({params})", "{", "  int s;"]
-    for k, (kind, key, ins, outs) in enumerate(program):
-        ptrs = ", ".join(where[s] for s in ins + outs)
-        if kind == "matmul":  # c = a @ b
-            a, b, c = (where[s] for s in ins + outs)
-            src.append(f"  ts_gemm_{key}(m[{k}], 1, (void *){a}, (void *){b}, 0, (void *){c});")
-            continue
-        name = names[key]
-        if kind == "elemwise":
-            src.append(f"  s = m[{k}][0] ? {name}_contig(m[{k}][1], {ptrs})"
-                       f" : {name}_strided(m[{k}] + 1, {ptrs});")
+    src.append("typedef void (*ts_any)(void);")
+    for table, kind, suffix in (("ts_fc", "elemwise", "_contig"), ("ts_fs", "elemwise", "_strided"),
+                                ("ts_fr", "reduce", "")):
+        if fns[kind]:
+            src.append(f"static const ts_any {table}[] = "
+                       f"{{{', '.join(f'(ts_any){n}{suffix}' for n in fns[kind])}}};")
+    src.append(f"static const int32_t ts_prog[] = {{{', '.join(map(str, prog))}}};")
+    src += [f"int {ENTRY}({params})", "{", f"  char *p[{max(len(slots), 1)}];"]
+    src += [f"  p[{j}] = i{j};" for j in range(len(in_slots))]
+    src += [f"  p[{len(in_slots) + j}] = o{j};" for j in range(len(out_slots))]
+    first = len(in_slots) + len(out_slots)
+    if len(slots) > first:
+        src.append(f"  for (int j = {first}; j < {len(slots)}; j++) p[j] = t[j - {first}];")
+    src += ["  const int32_t *c = ts_prog;", f"  for (int64_t k = 0; k < {len(program)}; k++) {{",
+            "    int s = 0;", "    switch (c[0]) {"]
+    for i, (kind, arg) in enumerate(cases):
+        if kind == "matmul":
+            call = (f"ts_gemm_{arg}(m[k], 1, (void *)p[c[2]], (void *)p[c[3]], 0, "
+                    "(void *)p[c[4]]);")
+            n = 3
         else:
-            src.append(f"  s = {name}(m[{k}], {ptrs});")
-        src.append("  if (s) return s;")
-    src += ["  return 0;", "}"]
+            n = arg
+            ptrs = ", ".join(f"p[c[{2 + j}]]" for j in range(n))
+            chars = ", char *" * n
+            if kind == "elemwise":
+                call = (f"s = m[k][0] ? ((int (*)(int64_t{chars}))ts_fc[c[1]])(m[k][1], {ptrs})"
+                        f"\n             : ((int (*)(const int64_t *{chars}))ts_fs[c[1]])"
+                        f"(m[k] + 1, {ptrs});")
+            else:
+                call = f"s = ((int (*)(const int64_t *{chars}))ts_fr[c[1]])(m[k], {ptrs});"
+        src += [f"    case {i}:  /* {kind} {arg} */", f"      {call}",
+                f"      c += {2 + n};", "      break;"]
+    src += ["    }", "    if (s) return s;", "  }", "  return 0;", "}"]
     return "\n".join(src) + "\n", f"int {ENTRY}({params});\n" + (blas.SETTER if gemm else "")
 
 
