@@ -76,11 +76,11 @@ def test_the_plain_runner_checks_what_its_caller_passes():
 
 
 def test_threaded_loops_equal_serial_ones():
-    """Above `PARALLEL_MIN` the contiguous loop is split over threads.  Arithmetic must be
+    """Above `parallel_min` the contiguous loop is split over threads.  Arithmetic must be
     bitwise that of the serial loop (chunks below the threshold, and the strided loop);
     vector math may differ by an ulp where a thread's share starts (its first elements go
     through scalar libm); the error status of any thread is seen."""
-    n = 4 * cgen.PARALLEL_MIN + 17
+    n = cgen.PARALLEL_MIN_CHEAP + 4 * cgen.PARALLEL_MIN + 17  # both programs threaded
     rng = np.random.default_rng(1)
     xv, yv = rng.normal(size=n), rng.normal(size=n)
     x, y = ts.dvector("x"), ts.dvector("y")

@@ -289,7 +289,7 @@ int k0_add_contig(int64_t n, char *a0, char *a1, char *o0)
 {
   const double s1 = *(const double *)(a1);
 #ifdef _OPENMP
-  if (n >= 65536) {
+  if (n >= 1048576) {
     int ts_err = 0;
     const int64_t nb = (n + 16383) / 16384;
     #pragma omp parallel for schedule(static) reduction(|:ts_err)
@@ -386,7 +386,7 @@ int k0_add_strided(const int64_t *meta, char *a0, char *a1, char *o0)
   int64_t rows = 1;
   for (int d = 0; d < m - 1; d++) rows *= shape[d];
 #ifdef _OPENMP
-  if (rows > 1 && rows * shape[m - 1] >= 65536 && ts_nonzero(st + 1, m)) {
+  if (rows > 1 && rows * shape[m - 1] >= 1048576 && ts_nonzero(st + 1, m)) {
     int ts_err = 0;
     const int64_t nc = rows < 64 ? rows : 64;
     #pragma omp parallel for schedule(static) reduction(|:ts_err)

@@ -218,7 +218,8 @@ def test_a_status_in_a_strided_row_is_raised(kernels):
 
 
 def test_threaded_blocks_match_rows(kernels, rng):
-    """Above `PARALLEL_MIN` the contiguous loop runs in blocks on threads: it gives the bits
+    """Above `PARALLEL_MIN` (W1's program calls math functions) the contiguous loop runs in
+    blocks on threads: it gives the bits
     the strided loop gives row by row on the same values laid out with a gap."""
     for key in ("float64", "float32"):
         x, y = _columns(rng, key, (1, 3, cgen.PARALLEL_MIN // 2 + 5))

@@ -7,7 +7,7 @@ sha256 of the source, its declarations, the compiler (path, version), the flags,
 after the key, so one process can load many.  The flags keep numpy's numbers: no
 -ffast-math, no FMA contraction, wrapping signed integers; where glibc's libmvec exists,
 contiguous loops call its SIMD math functions (`cgen.VECTOR_MATH`); where the compiler
-builds OpenMP code, big contiguous loops run on several threads (`cgen.PARALLEL_MIN`).
+builds OpenMP code, big contiguous loops run on several threads (`cgen.parallel_min`).
 Whether it does is found by building a probe once per compiler and cache directory: the
 answer is recorded there (`toolchain-*.json`), so a new process starts without running
 the compiler.

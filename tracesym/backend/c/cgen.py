@@ -7,8 +7,9 @@ stride 0, negative strides work).  Both run one `restrict` row loop that the com
 vectorizes, calling libmvec for exp, tanh, ...: contig over the whole array, strided over
 each row of unit-stride operands once its dims are collapsed (column slices, views of rows).
 Every element, a row's last ones included, goes through the same vector code, so a value
-does not depend on where it lies in memory.  From `PARALLEL_MIN` elements on, either splits
-its work over OpenMP's threads.  Inputs listed in `scalars` have a static shape of all ones:
+does not depend on where it lies in memory.  From `parallel_min` elements on (fewer for a
+program calling math functions than for arithmetic alone), either splits its work over
+OpenMP's threads.  Inputs listed in `scalars` have a static shape of all ones:
 they are loaded once, outside the loop.
 
 Each step of the program computes in numpy's loop dtype for its arguments (`loop_dtypes`:
@@ -47,8 +48,20 @@ _UNSIGNED = ("uint8", "uint16", "uint32", "uint64")
 _FLOATS = ("float32", "float64")
 
 #: loops of at least this many elements run on OpenMP's threads (OMP_NUM_THREADS)
-#: where the compiler supports OpenMP; below it, starting threads costs more than it saves
-PARALLEL_MIN = 1 << 16
+#: where the compiler supports OpenMP; below it, starting threads costs more than it saves.
+#: A program of arithmetic alone is bound by memory: threads pay from PARALLEL_MIN_CHEAP on
+#: (on 2 cores, `x + x * c` over 392K float32 took 39 us on one thread, 67 us on two)
+PARALLEL_MIN = 1 << 17
+PARALLEL_MIN_CHEAP = 1 << 20
+#: scalar ops that call a math function: what makes a program worth threads early
+_MATH_OPS = frozenset({"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos",
+                       "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh",
+                       "sigmoid", "softplus", "erf", "erfc", "power", "pow"})
+
+
+def parallel_min(program) -> int:
+    """The element count from which `program`'s loops run on threads."""
+    return PARALLEL_MIN if any(st.op in _MATH_OPS for st in program.steps) else PARALLEL_MIN_CHEAP
 #: elements per block of a threaded contiguous loop (a multiple of any vector width)
 BLOCK = 1 << 14
 #: row loops run in blocks of TAIL elements, a row's last n % TAIL in a block of their own
@@ -430,7 +443,8 @@ class _Elemwise:
         """The whole array as one row, or blocks of BLOCK elements on OpenMP's threads."""
         block = self.row_call(f"(n - lo < {BLOCK} ? n - lo : {BLOCK})", " + lo")
         return ([f"int {self.name}_contig(int64_t n, {self.params})", "{"] + self.scalar_loads()
-                + ["#ifdef _OPENMP", f"  if (n >= {PARALLEL_MIN}) {{", "    int ts_err = 0;",
+                + ["#ifdef _OPENMP", f"  if (n >= {parallel_min(self.program)}) {{",
+                   "    int ts_err = 0;",
                    f"    const int64_t nb = (n + {BLOCK - 1}) / {BLOCK};",
                    "    #pragma omp parallel for schedule(static) reduction(|:ts_err)",
                    "    for (int64_t b = 0; b < nb; b++) {",
@@ -540,7 +554,7 @@ class _Elemwise:
               "  if (m < 0) return 0;"] + self.scalar_loads()
         s += ["  int64_t rows = 1;", "  for (int d = 0; d < m - 1; d++) rows *= shape[d];",
               "#ifdef _OPENMP",
-              f"  if (rows > 1 && rows * shape[m - 1] >= {PARALLEL_MIN} && {once}) {{",
+              f"  if (rows > 1 && rows * shape[m - 1] >= {parallel_min(self.program)} && {once}) {{",
               "    int ts_err = 0;", "    const int64_t nc = rows < 64 ? rows : 64;",
               "    #pragma omp parallel for schedule(static) reduction(|:ts_err)",
               "    for (int64_t c = 0; c < nc; c++)",
