@@ -125,10 +125,11 @@ def reductions():
 
 def test_reductions_over_any_axes(reductions, rng):
     f, ref = reductions
-    # x.sum(axis=0) adds whole rows (rows.py); the five others that keep the innermost axis
-    # run in numpy, the rest in C
+    # x.sum(axis=0) adds whole rows (rows.py); the five others that keep the innermost axis,
+    # and x.sum(axis=(0, 2)), which keeps one inside a reduced one, run in numpy; the rest in C
     reasons = list(f._runner.fallbacks.values())
-    assert len(reasons) == 5 and all("innermost axis" in r for r in reasons)
+    assert len(reasons) == 6 and all("memory order" in r for r in reasons)
+    assert sum("inside a reduced one" in r for r in reasons) == 1
     x = rng.normal(size=(3, 4, 5))
     m = rng.integers(-100, 100, size=(6, 7)).astype("int8")
     assert_same(f(x, m), ref(x, m), rtol=1e-12)
@@ -432,3 +433,22 @@ def test_a_scalar_op_outside_the_table_runs_in_numpy():
     v = np.linspace(-1, 1, 6).reshape(2, 3)
     np.testing.assert_allclose(f(v), np.tanh(2 * v) + np.exp(v), rtol=1e-15)
     assert any("scalar table" in why for why in f._runner.fallbacks.values())
+
+
+def test_big_reductions_split_their_outputs_over_threads(rng):
+    """A reduction of at least `parallel_min` elements to several outputs runs them on
+    threads; each output is summed in the serial order (one channel alone runs serially):
+    the same bits."""
+    x = ts.tensor4("x")
+    with ts.config.change(linker="c"):
+        f = ts.function([x], [(x * x).sum(axis=(0, 2, 3), keepdims=True),
+                              (x * 2).max(axis=(0, 2, 3))])
+    assert not f._runner.fallbacks  # fused reductions: C kernels
+    v = rng.normal(size=(40, 6, 70, 70))
+    assert v.size >= cgen.PARALLEL_MIN_CHEAP
+    s, m = f(v)
+    np.testing.assert_allclose(s.ravel(), (v * v).sum(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_array_equal(m, (v * 2).max(axis=(0, 2, 3)))
+    for j in range(v.shape[1]):
+        sj, mj = f(v[:, j:j + 1])
+        assert sj.ravel()[0] == s.ravel()[j] and mj[0] == m[j]

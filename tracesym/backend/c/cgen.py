@@ -592,7 +592,9 @@ def render_reduce(name: str, kind: str, program, scalars: frozenset,
     meta = [nkeep, nred, shape..., then the byte strides of each input not in `scalars`] of
     the program's broadcast shape, permuted so the leading `nkeep` dims are kept and the
     trailing `nred` reduced; `out` is C-contiguous, of the kept shape.  Float sums and
-    products accumulate in double.  Status 2: max/min over an empty axis."""
+    products accumulate in double.  Status 2: max/min over an empty axis.  Big reductions
+    to several outputs split the outputs over OpenMP's threads (`_part`: each output summed
+    in the same order as on one thread, so the same bits)."""
     nin = len(program.in_dtypes)
     arrays = [i for i in range(nin) if i not in scalars]
     (ref,) = program.outputs
@@ -612,23 +614,39 @@ def render_reduce(name: str, kind: str, program, scalars: frozenset,
     lines, refc = _body(program, lambda i: f"s{i}" if i in scalars else value(i, f"r{i} + i * d{i}"))
     elem = f"({ot})({refc(ref)})" if pre != out_dtype else refc(ref)
     params = ", ".join([f"char *a{i}" for i in range(nin)] + ["char *out"])
-    src = [f"int {name}(const int64_t *meta, {params})", "{", "  int ts_err = 0;",
-           "  const int64_t nk = meta[0], nr = meta[1], nd = nk + nr;",
-           "  const int64_t *shape = meta + 2, *st = meta + 2 + nd;",
-           "  int64_t ik[64] = {0}, ir[64];", "  int64_t nout = 1, nin = 1;",
-           "  for (int64_t d = 0; d < nk; d++) nout *= shape[d];",
-           "  for (int64_t d = nk; d < nd; d++) nin *= shape[d];",
-           f"  {osto} *o = ({osto} *)out;",
-           "  if (nout == 0) return 0;",
-           "  if (nin == 0) {" + (" return 2;" if first else ""),
-           f"    for (int64_t j = 0; j < nout; j++) o[j] = ({osto}){init};",
-           "    return 0;", "  }",
-           "  const int64_t inner = nr > 0 ? shape[nd - 1] : 1;"]
+    args = ", ".join([f"a{i}" for i in range(nin)] + ["out"])
+    sizes = ["  const int64_t nk = meta[0], nr = meta[1], nd = nk + nr;",
+             "  const int64_t *shape = meta + 2, *st = meta + 2 + nd;",
+             "  int64_t nout = 1, nin = 1;",
+             "  for (int64_t d = 0; d < nk; d++) nout *= shape[d];",
+             "  for (int64_t d = nk; d < nd; d++) nin *= shape[d];",
+             f"  {osto} *o = ({osto} *)out;"]
+    main = ([f"int {name}(const int64_t *meta, {params})", "{"] + sizes
+            + ["  if (nout == 0) return 0;",
+               "  if (nin == 0) {" + (" return 2;" if first else ""),
+               f"    for (int64_t j = 0; j < nout; j++) o[j] = ({osto}){init};",
+               "    return 0;", "  }", "#ifdef _OPENMP",
+               f"  if (nout > 1 && nout * nin >= {parallel_min(program)}) {{",
+               "    int ts_err = 0;", "    const int64_t nc = nout < 64 ? nout : 64;",
+               "    #pragma omp parallel for schedule(static) reduction(|:ts_err)",
+               "    for (int64_t c = 0; c < nc; c++)",
+               f"      ts_err |= {name}_part(meta, nout * c / nc, nout * (c + 1) / nc, {args});",
+               "    return ts_err;", "  }", "#endif",
+               f"  return {name}_part(meta, 0, nout, {args});", "}"])
+    # outputs lo..hi: the kept index of `lo` unravelled, then one output after the other
+    src = [f"static int {name}_part(const int64_t *meta, int64_t lo, int64_t hi, {params})", "{",
+           "  int ts_err = 0;"] + sizes + [
+           "  int64_t ik[64], ir[64];", "  (void)nout;",
+           "  const int64_t inner = nr > 0 ? shape[nd - 1] : 1;",
+           "  for (int64_t d = nk - 1, r = lo; d >= 0; d--) {",
+           "    ik[d] = r % shape[d];", "    r /= shape[d];"]
+    src += [f"    a{i} += ik[d] * st[{n} * nd + d];" for n, i in enumerate(arrays)]
+    src += ["  }"]
     for i in scalars:
         src.append(f"  const {CTYPES[program.in_dtypes[i]][0]} s{i} = {value(i, f'a{i}')};")
     for n, i in enumerate(arrays):
         src.append(f"  const int64_t d{i} = nr > 0 ? st[{n} * nd + nd - 1] : 0;")
-    src += ["  for (int64_t j = 0; j < nout; j++) {"]
+    src += ["  for (int64_t j = lo; j < hi; j++) {"]
     src += [f"    char *r{i} = a{i};" for i in arrays]
     src += ["    for (int64_t d = nk; d < nd; d++) ir[d] = 0;",
             f"    {at} acc = {init};"]
@@ -668,5 +686,5 @@ def render_reduce(name: str, kind: str, program, scalars: frozenset,
     src += [f"      a{i} += st[{n} * nd + d];" for n, i in enumerate(arrays)]
     src.append("      if (ik[d] < shape[d]) break;")
     src += [f"      a{i} -= st[{n} * nd + d] * shape[d];" for n, i in enumerate(arrays)]
-    src += ["      ik[d] = 0;", "    }", "  }", "  return ts_err;", "}"]
+    src += ["      ik[d] = 0;", "    }", "  }", "  return ts_err;", "}", ""] + main
     return "\n".join(src) + "\n", f"int {name}(const int64_t *meta, {params});\n"
