@@ -392,6 +392,11 @@ class _GetOp(_IndexOp):
 
     def perform(self, node, inputs):
         x, *rest = inputs
+        if not rest:  # a constant key (a gate's columns in a loop step): made once
+            key = self.__dict__.get("_key")
+            if key is None:
+                key = self._key = _np_key(self.idx_list, ())
+            return (np.asarray(x[key]),)
         return (np.asarray(x[_np_key(self.idx_list, rest)]),)
 
     def L_op(self, inputs, outputs, output_grads):
