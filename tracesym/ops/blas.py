@@ -239,7 +239,7 @@ class _BlasUpdate(Op):
         beta = 1 if beta is None else beta[()]
         with np.errstate(all="ignore"):
             p = self._scaled_product(x, y, alpha)
-            shape = np.broadcast_shapes(z.shape, p.shape)
+            shape = p.shape if z.shape == p.shape else np.broadcast_shapes(z.shape, p.shape)
             if (self.inplace and z.shape == shape and type(z) is np.ndarray
                     and z.flags.writeable):
                 if beta != 1:
