@@ -286,96 +286,21 @@ __attribute__((noinline)) static int k0_add_row(int64_t n, const double *restric
   return ts_err;
 }
 
-int k0_add_contig(int64_t n, char *a0, char *a1, char *o0)
+static int k0_add_rowp(int64_t n, char **p, char *const *a)
 {
-  const double s1 = *(const double *)(a1);
-#ifdef _OPENMP
-  if (n >= 1048576) {
-    int ts_err = 0;
-    const int64_t nb = (n + 16383) / 16384;
-    #pragma omp parallel for schedule(static) reduction(|:ts_err)
-    for (int64_t b = 0; b < nb; b++) {
-      const int64_t lo = b * 16384;
-      ts_err |= k0_add_row((n - lo < 16384 ? n - lo : 16384), (const double *)a0 + lo, (double *)o0 + lo, s1);
-    }
-    return ts_err;
-  }
-#endif
-  return k0_add_row(n, (const double *)a0, (double *)o0, s1);
+  return k0_add_row(n, (const double *)p[0], (double *)p[1], *(const double *)(a[1]));
 }
 
-/* not vectorized: unit-stride rows go to _row, others would not use it */
-__attribute__((noinline, optimize("no-tree-vectorize")))
-static int k0_add_rows(int64_t lo, int64_t hi, const int m, const int64_t *shape, const int64_t *st, char *a0, char *o0, const double s1)
+int k0_add_contig(int64_t n, char *a0, char *a1, char *o0)
 {
-  int ts_err = 0;
-  int64_t idx[1];
-  int64_t r = lo;
-  for (int d = m - 2; d >= 0; d--) {
-    idx[d] = r % shape[d];
-    r /= shape[d];
-    a0 += idx[d] * st[0 + d];
-    o0 += idx[d] * st[1 + d];
+  if (n >= 1048576 && ts_threads()) {
+    static const int size[] = {sizeof(double), sizeof(double)};
+    char *const ops[] = {a0, o0};
+    char *const args[] = {a0, a1};
+    return ts_par_contig(n, 2, size, ops, args, k0_add_rowp);
   }
-  const int64_t da0 = st[0 + m - 1];
-  const int64_t do0 = st[1 + m - 1];
-  const int unit = (da0 == (int64_t)sizeof(double) || da0 == 0) && do0 == (int64_t)sizeof(double);
-  const int splat = da0 == 0;
-  const int64_t len = shape[m - 1];
-  const int pack = unit && len < 16;
-  double pk0[256];
-  double pq0[256];
-  char *dst0[256];
-  int64_t np_ = 0, nr_ = 0;
-  double sp0[256];
-  for (int64_t row = lo; row < hi; row++) {
-    if (pack) {
-      if (da0) for (int64_t j = 0; j < len; j++) pk0[np_ + j] = ((const double *)a0)[j];
-      else for (int64_t j = 0; j < len; j++) pk0[np_ + j] = *(const double *)a0;
-      dst0[nr_] = o0;
-      np_ += len; nr_++;
-      if (np_ + len > 256) {
-        ts_err |= k0_add_row(np_, pk0, pq0, s1);
-        for (int64_t r_ = 0; r_ < nr_; r_++)
-          for (int64_t j = 0; j < len; j++) {
-            ((double *)dst0[r_])[j] = pq0[r_ * len + j];
-          }
-        np_ = 0; nr_ = 0;
-      }
-    } else if (unit && splat) {
-      const int64_t fill = len < 256 ? len : 256;
-      if (da0 == 0) for (int64_t j = 0; j < fill; j++) sp0[j] = *(const double *)a0;
-      for (int64_t c = 0; c < len; c += 256)
-        ts_err |= k0_add_row(len - c < fill ? len - c : fill, da0 ? (const double *)a0 + c : sp0, (double *)o0 + c, s1);
-    } else if (unit) {
-      ts_err |= k0_add_row(len, (const double *)a0, (double *)o0, s1);
-    } else {
-      for (int64_t i = 0; i < shape[m - 1]; i++) {
-        const double v0 = *(const double *)(a0 + i * da0);
-        const double v1 = s1;
-        const double t0 = (double)(v0 + v1);  /* add */
-        *(double *)(o0 + i * do0) = (double)t0;
-      }
-    }
-    for (int d = m - 2; d >= 0; d--) {
-      idx[d]++;
-      a0 += st[0 + d];
-      o0 += st[1 + d];
-      if (idx[d] < shape[d]) break;
-      a0 -= st[0 + d] * shape[d];
-      o0 -= st[1 + d] * shape[d];
-      idx[d] = 0;
-    }
-  }
-  if (np_) {
-    ts_err |= k0_add_row(np_, pk0, pq0, s1);
-    for (int64_t r_ = 0; r_ < nr_; r_++)
-      for (int64_t j = 0; j < len; j++) {
-        ((double *)dst0[r_])[j] = pq0[r_ * len + j];
-      }
-    np_ = 0; nr_ = 0;
-  }
-  return ts_err;
+  const double s1 = *(const double *)(a1);
+  return k0_add_row(n, (const double *)a0, (double *)o0, s1);
 }
 
 int k0_add_strided(const int64_t *meta, char *a0, char *a1, char *o0)
@@ -383,20 +308,14 @@ int k0_add_strided(const int64_t *meta, char *a0, char *a1, char *o0)
   int64_t shape[1], st[2];
   const int m = ts_collapse(1, 2, meta, shape, st);
   if (m < 0) return 0;
-  const double s1 = *(const double *)(a1);
+  static const int size[] = {sizeof(double), sizeof(double)};
+  char *const ops[] = {a0, o0};
+  char *const args[] = {a0, a1};
   int64_t rows = 1;
   for (int d = 0; d < m - 1; d++) rows *= shape[d];
-#ifdef _OPENMP
-  if (rows > 1 && rows * shape[m - 1] >= 1048576 && ts_nonzero(st + 1, m)) {
-    int ts_err = 0;
-    const int64_t nc = rows < 64 ? rows : 64;
-    #pragma omp parallel for schedule(static) reduction(|:ts_err)
-    for (int64_t c = 0; c < nc; c++)
-      ts_err |= k0_add_rows(rows * c / nc, rows * (c + 1) / nc, m, shape, st, a0, o0, s1);
-    return ts_err;
-  }
-#endif
-  return k0_add_rows(0, rows, m, shape, st, a0, o0, s1);
+  if (rows > 1 && rows * shape[m - 1] >= 1048576 && ts_nonzero(st + 1, m) && ts_threads())
+    return ts_par_drive(rows, m, 1, shape, st, 1, 2, size, ops, args, k0_add_rowp);
+  return ts_drive(0, rows, m, 1, shape, st, 1, 2, size, ops, args, k0_add_rowp);
 }
 """
 

@@ -5,7 +5,8 @@ into two C functions: `<name>_contig` for operands that are C-contiguous and all
 output's shape, and `<name>_strided`, an n-d loop over byte strides (broadcast dims have
 stride 0, negative strides work).  Both run one `restrict` row loop that the compiler
 vectorizes, calling libmvec for exp, tanh, ...: contig over the whole array, strided over
-each row of unit-stride operands once its dims are collapsed (column slices, views of rows).
+each row once its dims are collapsed, through `ts_drive` (`DRIVER`, one copy per module),
+which gathers operands of other strides into buffers and packs short rows.
 Every element, a row's last ones included, goes through the same vector code, so a value
 does not depend on where it lies in memory.  From `parallel_min` elements on (fewer for a
 program calling math functions than for arithmetic alone), either splits its work over
@@ -67,7 +68,7 @@ BLOCK = 1 << 14
 #: row loops run in blocks of TAIL elements, a row's last n % TAIL in a block of their own
 #: (a multiple of the widest vector of float32, so no element takes a scalar path)
 TAIL = 16
-#: elements of short rows packed together for one `_row` call in a strided loop
+#: elements per `_row` call of a strided loop that packs short rows or gathers operands
 PACK = 256
 
 STATUS = {1: (ValueError, "Integers to negative integer powers are not allowed."),
@@ -204,11 +205,211 @@ static int ts_nonzero(const int64_t *st, int m)
 {
   for (int d = 0; d < m; d++) if (st[d] == 0) return 0;
   return 1;
-}"""
+}
+
+/* A kernel's vector row loop: n elements of unit-stride operands p (arrays, then outputs),
+   its scalar inputs read from its arguments a. */
+typedef int (*ts_row_fn)(int64_t n, char **p, char *const *a);
+int ts_drive(int64_t lo, int64_t hi, int m, int nd, const int64_t *shape, const int64_t *st,
+             int nin, int nops, const int *size, char *const *base, char *const *a,
+             ts_row_fn row);
+int ts_par_drive(int64_t rows, int m, int nd, const int64_t *shape, const int64_t *st,
+                 int nin, int nops, const int *size, char *const *base, char *const *a,
+                 ts_row_fn row);
+int ts_par_contig(int64_t n, int nops, const int *size, char *const *base, char *const *a,
+                  ts_row_fn row);
+int ts_threads(void);"""
+
+
+#: `ts_drive` (declared in HEADER), the strided loop of every elementwise kernel: one copy
+#: per module, a part of its own
+DRIVER = r"""
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+/* n elements of `size` bytes from src (byte step ss; 0: one value, repeated) to dst (ds) */
+__attribute__((noinline, optimize("O2")))
+static void ts_copy(char *restrict dst, int64_t ds, const char *restrict src, int64_t ss,
+                    int64_t n, int size)
+{
+  if (ss == 0 && ds == size && (size == 4 || size == 8)) {  /* a fill, in vectors */
+    if (size == 4) {
+      const uint32_t v = *(const uint32_t *)src;
+      #pragma omp simd
+      for (int64_t j = 0; j < n; j++) ((uint32_t *)dst)[j] = v;
+    } else {
+      const uint64_t v = *(const uint64_t *)src;
+      #pragma omp simd
+      for (int64_t j = 0; j < n; j++) ((uint64_t *)dst)[j] = v;
+    }
+    return;
+  }
+  switch (size) {  /* a gather or scatter: scalar (a vector gather is slower here) */
+  case 1: for (int64_t j = 0; j < n; j++) *(uint8_t *)(dst + j * ds) = *(const uint8_t *)(src + j * ss); break;
+  case 2: for (int64_t j = 0; j < n; j++) *(uint16_t *)(dst + j * ds) = *(const uint16_t *)(src + j * ss); break;
+  case 4: for (int64_t j = 0; j < n; j++) *(uint32_t *)(dst + j * ds) = *(const uint32_t *)(src + j * ss); break;
+  default: for (int64_t j = 0; j < n; j++) *(uint64_t *)(dst + j * ds) = *(const uint64_t *)(src + j * ss);
+  }
+}
+
+/* A short run of n unit-stride elements (a packed row), copied in line */
+__attribute__((always_inline))
+static inline void ts_copy_short(char *restrict dst, const char *restrict src, int64_t n, int size)
+{
+  if (size == 4) for (int64_t j = 0; j < n; j++) ((uint32_t *)dst)[j] = ((const uint32_t *)src)[j];
+  else if (size == 8) for (int64_t j = 0; j < n; j++) ((uint64_t *)dst)[j] = ((const uint64_t *)src)[j];
+  else memcpy(dst, src, n * size);
+}
+
+/* Rows lo..hi of the m collapsed dims (`shape`, byte strides `st` of pitch nd) of nops
+   operands (`base`: nin inputs, then outputs; `size`: their element sizes) through `row`,
+   which every element goes through, whatever its layout.  A row whose operands all step by
+   one element goes straight in.  Other rows go in chunks of up to TS_PACK elements: an
+   operand stepping by one element is passed in place, an input of another step gathered
+   into a buffer (of step 0, broadcast along the row: filled once for as long as it reads
+   the same value), an output written to one and scattered after.  Rows shorter than
+   TS_TAIL go together, up to TS_PACK elements a call (a call per short row would cost more
+   than its arithmetic): an operand whose rows follow each other in memory is passed in
+   place, others are packed (a row broadcast to all: packed once).  One copy of this loop
+   serves every kernel: a kernel's own code is its vector loop alone.  -O2: -O3 takes four
+   times as long to compile it, for a loop that copies. */
+__attribute__((optimize("O2", "no-tree-loop-distribute-patterns")))
+int ts_drive(int64_t lo, int64_t hi, int m, int nd, const int64_t *shape, const int64_t *st,
+             int nin, int nops, const int *size, char *const *base, char *const *a,
+             ts_row_fn row)
+{
+  int ts_err = 0;
+  int64_t idx[nd], step[nops], outer[nops], got[nops];
+  char *ptr[nops], *p[nops];
+  const char *filled[nops];
+  uint64_t buf[nops][TS_PACK];
+  const int64_t len = shape[m - 1];
+  const int pack = len < TS_TAIL && m > 1;
+  int unit = 1;
+  for (int o = 0; o < nops; o++) {
+    ptr[o] = base[o];
+    filled[o] = NULL;
+    step[o] = st[o * nd + m - 1];
+    outer[o] = m > 1 ? st[o * nd + m - 2] : 0;
+    unit &= step[o] == size[o];
+  }
+  int64_t r = lo;
+  for (int d = m - 2; d >= 0; d--) {
+    idx[d] = r % shape[d];
+    r /= shape[d];
+    for (int o = 0; o < nops; o++) ptr[o] += idx[d] * st[o * nd + d];
+  }
+  for (int64_t row_ = lo; row_ < hi;) {
+    int64_t g = 1;  /* rows this pass, within one run of dim m - 2 */
+    if (pack) {
+      g = TS_PACK / len;
+      if (g > hi - row_) g = hi - row_;
+      if (g > shape[m - 2] - idx[m - 2]) g = shape[m - 2] - idx[m - 2];
+      for (int o = 0; o < nops; o++) {
+        if (step[o] == size[o] && (g == 1 || outer[o] == len * size[o])) {
+          p[o] = ptr[o];
+          continue;
+        }
+        p[o] = (char *)buf[o];
+        if (o >= nin || (filled[o] == ptr[o] && got[o] == g)) continue;
+        for (int64_t q = 0; q < g; q++) {
+          char *b = p[o] + q * len * size[o];
+          const char *src = ptr[o] + q * outer[o];
+          if (step[o] == size[o]) ts_copy_short(b, src, len, size[o]);
+          else ts_copy(b, size[o], src, step[o], len, size[o]);
+        }
+        filled[o] = outer[o] == 0 ? ptr[o] : NULL;
+        got[o] = g;
+      }
+      ts_err |= row(g * len, p, a);
+      for (int o = nin; o < nops; o++) {
+        if (p[o] == ptr[o]) continue;
+        for (int64_t q = 0; q < g; q++) {
+          const char *b = (char *)buf[o] + q * len * size[o];
+          if (step[o] == size[o]) ts_copy_short(ptr[o] + q * outer[o], b, len, size[o]);
+          else ts_copy(ptr[o] + q * outer[o], step[o], b, size[o], len, size[o]);
+        }
+      }
+    } else if (unit) {
+      ts_err |= row(len, ptr, a);
+    } else {
+      for (int64_t c = 0; c < len; c += TS_PACK) {
+        const int64_t n = len - c < TS_PACK ? len - c : TS_PACK;
+        for (int o = 0; o < nops; o++) {
+          if (step[o] == size[o]) {
+            p[o] = ptr[o] + c * size[o];
+            continue;
+          }
+          p[o] = (char *)buf[o];
+          if (o >= nin || (step[o] == 0 && filled[o] == ptr[o] && got[o] >= n)) continue;
+          ts_copy(p[o], size[o], ptr[o] + c * step[o], step[o], n, size[o]);
+          filled[o] = step[o] == 0 ? ptr[o] : NULL;
+          got[o] = n;
+        }
+        ts_err |= row(n, p, a);
+        for (int o = nin; o < nops; o++)
+          if (step[o] != size[o])
+            ts_copy(ptr[o] + c * step[o], step[o], (char *)buf[o], size[o], n, size[o]);
+      }
+    }
+    row_ += g;
+    for (int d = m - 2; d >= 0; d--) {  /* the next row: g further along dim m - 2 */
+      const int64_t k = d == m - 2 ? g : 1;
+      idx[d] += k;
+      for (int o = 0; o < nops; o++) ptr[o] += k * st[o * nd + d];
+      if (idx[d] < shape[d]) break;
+      for (int o = 0; o < nops; o++) ptr[o] -= st[o * nd + d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+  return ts_err;
+}
+
+/* Whether loops may go on OpenMP's threads: built with OpenMP, and more than one thread */
+int ts_threads(void)
+{
+#ifdef _OPENMP
+  return omp_get_max_threads() > 1;
+#else
+  return 0;
+#endif
+}
+
+/* `ts_drive` over all rows, in up to 64 parts on OpenMP's threads */
+int ts_par_drive(int64_t rows, int m, int nd, const int64_t *shape, const int64_t *st,
+                 int nin, int nops, const int *size, char *const *base, char *const *a,
+                 ts_row_fn row)
+{
+  int ts_err = 0;
+  const int64_t nc = rows < 64 ? rows : 64;
+  #pragma omp parallel for schedule(static) reduction(|:ts_err)
+  for (int64_t c = 0; c < nc; c++)
+    ts_err |= ts_drive(rows * c / nc, rows * (c + 1) / nc, m, nd, shape, st, nin, nops, size,
+                       base, a, row);
+  return ts_err;
+}
+
+/* A contiguous loop of n elements in blocks of TS_BLOCK on OpenMP's threads */
+int ts_par_contig(int64_t n, int nops, const int *size, char *const *base, char *const *a,
+                  ts_row_fn row)
+{
+  int ts_err = 0;
+  const int64_t nb = (n + TS_BLOCK - 1) / TS_BLOCK;
+  #pragma omp parallel for schedule(static) reduction(|:ts_err)
+  for (int64_t b = 0; b < nb; b++) {
+    char *p[nops];
+    const int64_t lo = b * TS_BLOCK;
+    for (int o = 0; o < nops; o++) p[o] = base[o] + lo * size[o];
+    ts_err |= row(n - lo < TS_BLOCK ? n - lo : TS_BLOCK, p, a);
+  }
+  return ts_err;
+}
+"""
 
 
 def _header() -> str:
-    lines = ["#include <stdint.h>", "#include <tgmath.h>",
+    lines = ["#include <stdint.h>", "#include <string.h>", "#include <tgmath.h>",
+             f"#define TS_TAIL {TAIL}", f"#define TS_PACK {PACK}", f"#define TS_BLOCK {BLOCK}",
              "typedef _Bool npy_bool;",
              "#ifdef TS_LIBMVEC  /* row loops call libmvec's SIMD versions of these */"]
     for fn, nargs in VECTOR_MATH.items():
@@ -339,14 +540,17 @@ def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[
 
     Both run `<name>_row`, one `restrict` loop over unit-stride operands that the compiler
     vectorizes (libmvec calls for exp, tanh, ...): contig over the whole array, or over
-    blocks on OpenMP's threads; strided over each row once its dims are collapsed
-    (`ts_collapse`) and every operand's innermost stride is one element, or 0 for an input
-    broadcast along it (its value copied into a buffer).  Other layouts (a negative or
-    non-unit innermost stride) take a general loop over byte strides."""
+    blocks on OpenMP's threads; strided over each row of its collapsed dims (`ts_collapse`)
+    through the module's one `ts_drive` (`DRIVER`), which gathers into buffers what does not
+    step by one element (a broadcast value, a negative or wider stride) and packs short
+    rows.  The kernel's own code is its vector loop: the threaded and strided loops are
+    shared by every kernel of the module, compiled once (a kernel compiles in a third of the
+    time a kernel with loops of its own took)."""
     k = _Elemwise(name, program, scalars, ndim)
     decl = (f"int {name}_contig(int64_t n, {k.params});\n"
             f"int {name}_strided(const int64_t *meta, {k.params});\n")
-    return "\n".join(k.row() + [""] + k.contig() + [""] + k.strided()) + "\n", decl
+    funcs = k.row() + [""] + k.rowp() + [""] + k.contig() + [""] + k.strided()
+    return "\n".join(funcs) + "\n", decl
 
 
 class _Elemwise:
@@ -439,129 +643,53 @@ class _Elemwise:
         r += [f"    q{k}[body + j] = c{k}[off + j];" for k in range(nout)]
         return r + ["  }", "  return ts_err;", "}"]
 
+    def operands(self):
+        """The arrays `ts_drive` and `ts_par_contig` take: element sizes, operand pointers
+        (arrays, then outputs), every argument (for `_rowp`'s scalars)."""
+        sizes = [self.sto_in[i] for i in self.arrays] + self.sto_out
+        args = ", ".join(f"a{i}" for i in range(len(self.program.in_dtypes)))
+        return [f"  static const int size[] = {{{', '.join(f'sizeof({t})' for t in sizes)}}};",
+                f"  char *const ops[] = {{{', '.join(self.ops)}}};",
+                f"  char *const args[] = {{{args or 'NULL'}}};"]
+
     def contig(self):
-        """The whole array as one row, or blocks of BLOCK elements on OpenMP's threads."""
-        block = self.row_call(f"(n - lo < {BLOCK} ? n - lo : {BLOCK})", " + lo")
-        return ([f"int {self.name}_contig(int64_t n, {self.params})", "{"] + self.scalar_loads()
-                + ["#ifdef _OPENMP", f"  if (n >= {parallel_min(self.program)}) {{",
-                   "    int ts_err = 0;",
-                   f"    const int64_t nb = (n + {BLOCK - 1}) / {BLOCK};",
-                   "    #pragma omp parallel for schedule(static) reduction(|:ts_err)",
-                   "    for (int64_t b = 0; b < nb; b++) {",
-                   f"      const int64_t lo = b * {BLOCK};",
-                   f"      ts_err |= {block};",
-                   "    }", "    return ts_err;", "  }", "#endif",
-                   f"  return {self.row_call('n')};", "}"])
+        """The whole array as one row, or blocks of it on OpenMP's threads (`ts_par_contig`:
+        the threaded loop is in the driver, once per module)."""
+        return ([f"int {self.name}_contig(int64_t n, {self.params})", "{"]
+                + [f"  if (n >= {parallel_min(self.program)} && ts_threads()) {{"]
+                + ["  " + x for x in self.operands()]
+                + [f"    return ts_par_contig(n, {len(self.ops)}, size, ops, args, "
+                   f"{self.name}_rowp);", "  }"]
+                + self.scalar_loads() + [f"  return {self.row_call('n')};", "}"])
 
-    def pack_decls(self):
-        """Short unit-stride rows (fewer than TAIL elements, e.g. `x + b` on (600, 10)) are
-        packed, PACK elements at a time, into buffers that go through `_row` together: one
-        padded block per row would cost more than the row's arithmetic."""
-        d = [f"  {self.sto_in[i]} pk{i}[{PACK}];" for i in self.arrays]
-        d += [f"  {t} pq{k}[{PACK}];" for k, t in enumerate(self.sto_out)]
-        d += [f"  char *dst{k}[{PACK}];" for k in range(self.nout)]
-        return d + ["  int64_t np_ = 0, nr_ = 0;"]
-
-    def pack_row(self):
-        r = []
-        for i in self.arrays:  # unit stride, or 0 (broadcast along the row)
-            t = self.sto_in[i]
-            r += [f"if (da{i}) for (int64_t j = 0; j < len; j++) pk{i}[np_ + j] = "
-                  f"((const {t} *)a{i})[j];",
-                  f"else for (int64_t j = 0; j < len; j++) pk{i}[np_ + j] = *(const {t} *)a{i};"]
-        r += [f"dst{k}[nr_] = o{k};" for k in range(self.nout)]
-        r += ["np_ += len; nr_++;", f"if (np_ + len > {PACK}) {{"]
-        r += ["  " + x for x in self.pack_flush()]
-        return r + ["}"]
-
-    def pack_flush(self):
-        """Run `_row` on the packed elements and write each output row back in place."""
-        args = [f"pk{i}" for i in self.arrays] + [f"pq{k}" for k in range(self.nout)]
-        r = [f"ts_err |= {self.name}_row({', '.join(['np_'] + args + [f's{i}' for i in self.scalars])});",
-             "for (int64_t r_ = 0; r_ < nr_; r_++)", "  for (int64_t j = 0; j < len; j++) {"]
-        r += [f"    (({t} *)dst{k}[r_])[j] = pq{k}[r_ * len + j];"
-              for k, t in enumerate(self.sto_out)]
-        return r + ["  }", "np_ = 0; nr_ = 0;"]
-
-    def splat_decls(self):
-        """Inputs broadcast along the innermost dim (a conv bias (1, C, 1, 1) against
-        (N, C, H, W)): their value is copied into a buffer of up to PACK elements, and the
-        row goes through `_row` in chunks of PACK like a unit-stride one."""
-        return [f"  {self.sto_in[i]} sp{i}[{PACK}];" for i in self.arrays]
-
-    def splat_row(self):
-        r = [f"const int64_t fill = len < {PACK} ? len : {PACK};"]
-        r += [f"if (da{i} == 0) for (int64_t j = 0; j < fill; j++) "
-              f"sp{i}[j] = *(const {self.sto_in[i]} *)a{i};" for i in self.arrays]
-        args = [f"da{i} ? (const {self.sto_in[i]} *)a{i} + c : sp{i}" for i in self.arrays]
-        args += [f"({self.sto_out[k]} *)o{k} + c" for k in range(self.nout)]
-        args += [f"s{i}" for i in self.scalars]
-        return r + [f"for (int64_t c = 0; c < len; c += {PACK})",
-                    f"  ts_err |= {self.name}_row({', '.join(['len - c < fill ? len - c : fill'] + args)});"]
+    def rowp(self):
+        """`_rowp(n, p, a)`: `_row` behind the one signature `ts_drive` calls, on the
+        unit-stride operand pointers p (arrays, then outputs), scalars loaded from the
+        arguments a."""
+        p = [f"(const {self.sto_in[i]} *)p[{o}]" for o, i in enumerate(self.arrays)]
+        p += [f"({t} *)p[{len(self.arrays) + k}]" for k, t in enumerate(self.sto_out)]
+        p += [self.value(i, f"a[{i}]") for i in self.scalars]
+        return [f"static int {self.name}_rowp(int64_t n, char **p, char *const *a)", "{",
+                f"  return {self.name}_row({', '.join(['n'] + p)});", "}"]
 
     def strided(self):
-        """`_rows`: rows lo..hi of the innermost of the collapsed dims, with an n-d counter
-        over the outer ones; `_strided`: all rows, split over OpenMP's threads when there
-        are many elements and no output is written through a stride of 0 (every element
-        once)."""
+        """`_strided`: the collapsed dims' rows through `ts_drive` (in `DRIVER`: gathers and
+        scatters what is not unit-stride, packs short rows), split over OpenMP's threads
+        (`ts_par_drive`) when there are many elements and no output is written through a
+        stride of 0 (every element once)."""
         name, nd, ops = self.name, self.nd, self.ops
-        sizes = [self.sto_in[i] for i in self.arrays] + self.sto_out
-        ptrs = ", ".join([f"char *{p}" for p in ops] + self.scalar_params)
-        s = ["/* not vectorized: unit-stride rows go to _row, others would not use it */",
-             '__attribute__((noinline, optimize("no-tree-vectorize")))',
-             f"static int {name}_rows(int64_t lo, int64_t hi, const int m, const int64_t *shape, "
-             f"const int64_t *st, {ptrs})", "{", "  int ts_err = 0;", f"  int64_t idx[{nd}];",
-             "  int64_t r = lo;", "  for (int d = m - 2; d >= 0; d--) {",
-             "    idx[d] = r % shape[d];", "    r /= shape[d];"]
-        s += [f"    {p} += idx[d] * st[{o * nd} + d];" for o, p in enumerate(ops)]
-        s += ["  }"]
-        s += [f"  const int64_t d{p} = st[{o * nd} + m - 1];" for o, p in enumerate(ops)]
-        ins = [f"a{i}" for i in self.arrays]
-        unit = " && ".join([f"(da{i} == (int64_t)sizeof({self.sto_in[i]}) || da{i} == 0)"
-                            for i in self.arrays]
-                           + [f"do{k} == (int64_t)sizeof({t})" for k, t in enumerate(self.sto_out)])
-        splat = " || ".join(f"d{p} == 0" for p in ins) or "0"
-        s += [f"  const int unit = {unit};", f"  const int splat = {splat};",
-              f"  const int64_t len = shape[m - 1];",
-              f"  const int pack = unit && len < {TAIL};"]
-        s += self.pack_decls() + self.splat_decls()
-        s += ["  for (int64_t row = lo; row < hi; row++) {",
-              "    if (pack) {"]
-        s += ["      " + x for x in self.pack_row()]
-        s += ["    } else if (unit && splat) {"]
-        s += ["      " + x for x in self.splat_row()]
-        s += ["    } else if (unit) {", f"      ts_err |= {self.row_call('len')};",
-              "    } else {", "      for (int64_t i = 0; i < shape[m - 1]; i++) {"]
-
-        def load(i):
-            return f"s{i}" if i in self.scalars else self.value(i, f"a{i} + i * da{i}")
-
-        s += ["        " + x for x in self.body(
-            load, lambda k, v: f"*({self.sto_out[k]} *)(o{k} + i * do{k}) = {v};")]
-        s += ["      }", "    }", "    for (int d = m - 2; d >= 0; d--) {", "      idx[d]++;"]
-        s += [f"      {p} += st[{o * nd} + d];" for o, p in enumerate(ops)]
-        s.append("      if (idx[d] < shape[d]) break;")
-        s += [f"      {p} -= st[{o * nd} + d] * shape[d];" for o, p in enumerate(ops)]
-        s += ["      idx[d] = 0;", "    }", "  }", "  if (np_) {"]
-        s += ["    " + x for x in self.pack_flush()]
-        s += ["  }", "  return ts_err;", "}", ""]
-        call = f"{name}_rows(%s, m, shape, st, {', '.join(ops + [f's{i}' for i in self.scalars])})"
-        once = " && ".join(f"ts_nonzero(st + {(len(self.arrays) + k) * nd}, m)"
-                           for k in range(self.nout))
-        s += [f"int {name}_strided(const int64_t *meta, {self.params})", "{",
-              f"  int64_t shape[{nd}], st[{len(ops) * nd}];",
-              f"  const int m = ts_collapse({nd}, {len(ops)}, meta, shape, st);",
-              "  if (m < 0) return 0;"] + self.scalar_loads()
-        s += ["  int64_t rows = 1;", "  for (int d = 0; d < m - 1; d++) rows *= shape[d];",
-              "#ifdef _OPENMP",
-              f"  if (rows > 1 && rows * shape[m - 1] >= {parallel_min(self.program)} && {once}) {{",
-              "    int ts_err = 0;", "    const int64_t nc = rows < 64 ? rows : 64;",
-              "    #pragma omp parallel for schedule(static) reduction(|:ts_err)",
-              "    for (int64_t c = 0; c < nc; c++)",
-              f"      ts_err |= {call % 'rows * c / nc, rows * (c + 1) / nc'};",
-              "    return ts_err;", "  }", "#endif",
-              f"  return {call % '0, rows'};", "}"]
-        return s
+        nin = len(self.arrays)
+        tail = f"m, {nd}, shape, st, {nin}, {len(ops)}, size, ops, args, {name}_rowp)"
+        once = " && ".join(f"ts_nonzero(st + {(nin + k) * nd}, m)" for k in range(self.nout))
+        return [f"int {name}_strided(const int64_t *meta, {self.params})", "{",
+                f"  int64_t shape[{nd}], st[{len(ops) * nd}];",
+                f"  const int m = ts_collapse({nd}, {len(ops)}, meta, shape, st);",
+                "  if (m < 0) return 0;"] + self.operands() + [
+                "  int64_t rows = 1;", "  for (int d = 0; d < m - 1; d++) rows *= shape[d];",
+                f"  if (rows > 1 && rows * shape[m - 1] >= {parallel_min(self.program)} && {once}"
+                " && ts_threads())",
+                f"    return ts_par_drive(rows, {tail};",
+                f"  return ts_drive(0, rows, {tail};", "}"]
 
 
 # -- reductions ---------------------------------------------------------------------------------
