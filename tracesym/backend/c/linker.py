@@ -1,10 +1,10 @@
 """The C linker: the optimized graph lowered once into a flat schedule over storage slots,
 elementwise nodes and reductions running generated C, products running numpy's matmul, Ops
-with a hand-written C step (`OP_STEPS`: convolution and pooling in `nnet.py`, softmax-like
-rows and argmax in `rows.py`, row increments of an embedding gradient in `scatter.py`, GEMM
-updates through numpy's CBLAS in `gemm.py`)
-running that, and every other Op its numpy `perform`, all in
-the same schedule.
+with a hand-written C step running that (`OP_STEPS`, modules of their own: convolution and
+pooling in `nnet.py`, GEMM updates through numpy's CBLAS in `gemm.py`; `EMBEDDED`, kernels
+compiled in the function's module: softmax-like rows and argmax in `rows.py`, row increments
+of an embedding gradient in `scatter.py`), and every other Op its numpy `perform`, all in the
+same schedule.
 
 All kernels of one function are rendered into one C module and compiled by one compiler call,
 cached on disk (`cache.py`).  Identical kernels (same program, dtypes, ndim) share code.
@@ -49,13 +49,16 @@ from ..slots import Slots, checked_order
 from . import blas, cache, cgen, entry, rows
 from .gemm import STEPS as _GEMM_STEPS
 from .nnet import STEPS as _NNET_STEPS
-from .rows import STEPS as _ROWS_STEPS
-from .scatter import STEPS as _SCATTER_STEPS
+from .rows import EMBEDDED as _ROWS_EMBEDDED
+from .scatter import EMBEDDED as _SCATTER_EMBEDDED
 
 #: Op type -> make(node, compiledir): the step running a node of that Op with a hand-written
-#: kernel module, or None to run its `perform` (see `nnet.py`, `rows.py`, `scatter.py`,
-#: `gemm.py`)
-OP_STEPS = {**_NNET_STEPS, **_ROWS_STEPS, **_SCATTER_STEPS, **_GEMM_STEPS}
+#: kernel module of its own, shared by every function (`nnet.py`, `gemm.py`), or None to
+#: run its `perform`
+OP_STEPS = {**_NNET_STEPS, **_GEMM_STEPS}
+#: Op type -> (parts(node), make(node, lib, ffi)): Ops whose hand-written kernels are parts
+#: rendered into the function's own module (`rows.py`, `scatter.py`; parts None: `perform`)
+EMBEDDED = {**_ROWS_EMBEDDED, **_SCATTER_EMBEDDED}
 
 
 def _ident(op) -> str:
@@ -89,7 +92,7 @@ def _plan(nodes):
                 fallbacks[node] = why
         elif isinstance(op, MatMul):
             kinds[k] = ("matmul", _blas_dtype(node))
-        elif type(op) in OP_STEPS:
+        elif type(op) in OP_STEPS or type(op) in EMBEDDED:
             kinds[k] = ("op", k)
         elif getattr(op, "program", None) is not None or isinstance(op, Elemwise):
             prog = program_of(node)
@@ -153,23 +156,37 @@ def _compile(nodes, kinds, compiledir, whole=None):
     it: (kernel key -> name, lib, ffi).  `whole`: (program, input slots, output slots) of a
     schedule that one entry runs (`entry.render`), added to the module."""
     names = {}
-    ops = {key: nodes[k] for k, (kind, key) in kinds.items() if kind == "op"}
+    ops = {key: nodes[k] for k, (kind, key) in kinds.items()
+           if kind == "op" and type(nodes[k].op) in OP_STEPS}
+    embedded = {key: nodes[k] for k, (kind, key) in kinds.items()
+                if kind == "op" and type(nodes[k].op) in EMBEDDED}
+    extra = {}  # part key -> (source, declarations) of the embedded Ops' kernels
+    for key, node in list(embedded.items()):
+        got = EMBEDDED[type(node.op)][0](node)
+        if got is None:
+            del embedded[key]
+            names[key] = _perform_step(node)
+        else:
+            extra.update((pk, (src, decl)) for pk, src, decl in got)
     pool = ThreadPoolExecutor(2) if ops else None  # their modules build while this one does
     made = {key: pool.submit(OP_STEPS[type(node.op)], node, compiledir)
             for key, node in ops.items()}
     try:
-        res = _compile_kernels(nodes, kinds, compiledir, whole, names)
+        res = _compile_kernels(nodes, kinds, compiledir, whole, names, list(extra.values()))
     finally:
         if pool is not None:
             pool.shutdown()
     for key, node in ops.items():  # the step itself goes in `names`
         names[key] = made[key].result() or _perform_step(node)
+    for key, node in embedded.items():
+        names[key] = EMBEDDED[type(node.op)][1](node, *res[1:])
     return res
 
 
-def _compile_kernels(nodes, kinds, compiledir, whole, names):
-    """`_compile` of the generated kernels (`names` receives theirs)."""
-    parts, decls = [], []
+def _compile_kernels(nodes, kinds, compiledir, whole, names, extra=()):
+    """`_compile` of the generated kernels and the `extra` (source, declarations) parts
+    (`names` receives the kernels' names)."""
+    parts, decls = [src for src, _ in extra], [decl for _, decl in extra]
     for k, (kind, key) in kinds.items():
         if kind in ("op", "matmul") or key in names:
             continue

@@ -12,8 +12,8 @@ int32, int64 and uint8; numpy's rule, the first NaN or else the first extreme); 
 other axes and empty arrays run the `perform`, which also raises the error for a label out
 of range (the kernel reports the row).
 The loops are serial (an OpenMP `parallel for simd` made the exp loop 5x slower when it
-ran on one thread).  The kernels of one dtype are one fixed module, compiled once per cache
-directory.
+ran on one thread).  The kernels of a dtype are parts (`parts`) rendered into the module of
+the function that uses them: no module, wrapper and link of their own to compile cold.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import numpy as np
 
 from ...ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
 from ...ops.reduce import ArgReduce, Reduce
-from . import cache
 
 _DECLS = """
 void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, int logsm);
@@ -186,20 +185,14 @@ def _fill(text, t):
 
 
 @functools.lru_cache(maxsize=None)
-def _module(compiledir, dt):
-    """The module of the float kernels of dtype `dt` (an "arg" dtype: argmax / argmin), one
-    per dtype so that a cold start compiles only what its graph uses."""
+def parts(dt) -> tuple:
+    """The (key, C source, declarations) parts holding the kernels of dtype `dt` (an "arg"
+    dtype: argmax / argmin alone), rendered into the module of the function that uses them."""
+    arg = (f"rows_arg_{dt}", _fill(_ARG_TEMPLATE, dt), _fill(_ARG_DECL, dt))
     if dt not in _TYPES:
-        return cache.load(_fill(_ARG_TEMPLATE, dt), _fill(_ARG_DECL, dt), compiledir,
-                          header="#include <stdint.h>\n")
-    T, exp, log = _TYPES[dt]
-    head = ["#include <stdint.h>", "#include <math.h>", f"#define SHORT {SHORT}",
-            "#ifdef TS_LIBMVEC"]
-    head += [f"#pragma omp declare simd notinbranch\n{T} ({fn})({T});" for fn in (exp, log)]
-    head.append("#endif")
-    return cache.load(_fill(_TEMPLATE, dt) + _fill(_ARG_TEMPLATE, dt),
-                      _fill(_DECLS, dt) + _fill(_ARG_DECL, dt), compiledir,
-                      header="\n".join(head) + "\n")
+        return (arg,)
+    return ((f"rows_{dt}", f"#define SHORT {SHORT}\n" + _fill(_TEMPLATE, dt), _fill(_DECLS, dt)),
+            arg)
 
 
 class _Work:
@@ -234,13 +227,16 @@ def _last_axis_of(axis, x):
     return axis == (x.ndim - 1,) or axis == x.ndim - 1
 
 
-def _softmax(node, compiledir):
+def _rows_dtype(node):
+    """The dtype of a softmax-like node's kernel, or None where it runs `perform`."""
     dt = _float_dtype(node)
-    if dt is None or not _last_axis(node):
-        return None
-    mod = _module(compiledir, dt)
-    fn = getattr(mod.lib, f"ts_softmax_rows_{dt}")
-    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    return dt if dt is not None and _last_axis(node) else None
+
+
+def _softmax(node, lib, ffi):
+    dt = _rows_dtype(node)
+    fn = getattr(lib, f"ts_softmax_rows_{dt}")
+    fb, ctype = ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     log = int(isinstance(node.op, LogSoftmax))
     perform = node.op.perform
     nd = node.inputs[0].ndim
@@ -260,13 +256,10 @@ def _softmax(node, compiledir):
     return step
 
 
-def _softmax_cross_entropy(node, compiledir):
-    dt = _float_dtype(node)
-    if dt is None or not _last_axis(node):
-        return None
-    mod = _module(compiledir, dt)
-    fn = getattr(mod.lib, f"ts_sce_rows_{dt}")
-    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+def _softmax_cross_entropy(node, lib, ffi):
+    dt = _rows_dtype(node)
+    fn = getattr(lib, f"ts_sce_rows_{dt}")
+    fb, ctype = ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     perform = node.op.perform
     nd = node.inputs[0].ndim
     work = _Work(dt)
@@ -292,16 +285,21 @@ def _softmax_cross_entropy(node, compiledir):
     return step
 
 
-def _softmax_cross_entropy_grad(node, compiledir):
-    """dy broadcast to the labels' shape: a stride of 0 for one value, else a contiguous
-    array of one value per row."""
+def _sce_grad_dtype(node):
     dt = node.outputs[0].dtype
     dy, x = node.inputs[:2]
     if dt not in _TYPES or x.dtype != dt or dy.dtype != dt or not _last_axis_of(node.op.axis, x):
         return None
-    mod = _module(compiledir, dt)
-    fn = getattr(mod.lib, f"ts_sce_grad_rows_{dt}")
-    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    return dt
+
+
+def _softmax_cross_entropy_grad(node, lib, ffi):
+    """dy broadcast to the labels' shape: a stride of 0 for one value, else a contiguous
+    array of one value per row."""
+    dt = _sce_grad_dtype(node)
+    x = node.inputs[1]
+    fn = getattr(lib, f"ts_sce_grad_rows_{dt}")
+    fb, ctype = ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     perform = node.op.perform
     nd = x.ndim
     work = _Work(dt)
@@ -338,17 +336,14 @@ def is_leading_sum(node) -> bool:
             and op.axis == tuple(range(len(op.axis))))
 
 
-def _leading_sum(node, compiledir):
+def _leading_sum(node, lib, ffi):
     """A float sum over the leading axes of a C-contiguous array (a bias gradient): rows
     added whole into a double accumulator, where numpy's (and the generated kernel's) walk
     each column with a stride.  Other layouts run the `perform`."""
-    if not is_leading_sum(node):
-        return None
     op, x = node.op, node.inputs[0]
     dt = node.outputs[0].dtype
-    mod = _module(compiledir, dt)
-    fn = getattr(mod.lib, f"ts_lead_sum_{dt}")
-    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt][0]}[]"
+    fn = getattr(lib, f"ts_lead_sum_{dt}")
+    fb, ctype = ffi.from_buffer, f"{_TYPES[dt][0]}[]"
     perform = op.perform
     r, nd = len(op.axis), x.ndim
     acc = _Work("float64")
@@ -366,16 +361,19 @@ def _leading_sum(node, compiledir):
     return step
 
 
-def _argreduce(node, compiledir):
+def _arg_dtype(node):
+    """The dtype of an argmax / argmin along the last axis (or of a vector), else None."""
+    x, op = node.inputs[0], node.op
+    last = op.axis == x.ndim - 1 or (op.axis is None and x.ndim == 1)
+    return x.dtype if x.dtype in _ARG_TYPES and x.ndim and last else None
+
+
+def _argreduce(node, lib, ffi):
     """argmax / argmin along the last axis (or of a vector)."""
     x = node.inputs[0]
     op = node.op
-    last = op.axis == x.ndim - 1 or (op.axis is None and x.ndim == 1)
-    if x.dtype not in _ARG_TYPES or x.ndim == 0 or not last:
-        return None
-    mod = _module(compiledir, x.dtype)
-    fn = getattr(mod.lib, f"ts_argreduce_rows_{x.dtype}")
-    fb, ctype = mod.ffi.from_buffer, f"{_ARG_TYPES[x.dtype][0]}[]"
+    fn = getattr(lib, f"ts_argreduce_rows_{x.dtype}")
+    fb, ctype = ffi.from_buffer, f"{_ARG_TYPES[x.dtype][0]}[]"
     mn = int(op.kind == "argmin")
     perform = op.perform
 
@@ -392,7 +390,25 @@ def _argreduce(node, compiledir):
     return step
 
 
-#: Op type -> make(node, compiledir): the node's C step, or None where it runs `perform`
-STEPS = {Softmax: _softmax, LogSoftmax: _softmax, SoftmaxCrossEntropy: _softmax_cross_entropy,
-         SoftmaxCrossEntropyGrad: _softmax_cross_entropy_grad, ArgReduce: _argreduce,
-         Reduce: _leading_sum}
+def _embedded(dtype_of, make, pick=lambda ps: ps):
+    """(parts(node), make(node, lib, ffi)) for `linker.EMBEDDED`: the parts of the node's
+    kernel dtype (`pick` the ones it calls), or None where it runs `perform`."""
+    def parts_of(node):
+        dt = dtype_of(node)
+        return None if dt is None else pick(parts(dt))
+    return parts_of, make
+
+
+def _lead_dtype(node):
+    return node.outputs[0].dtype if is_leading_sum(node) else None
+
+
+#: Op type -> (parts(node), make(node, lib, ffi)): the C parts the node's step needs in its
+#: function's module (None: it runs `perform`), and its step once the module is loaded
+EMBEDDED = {Softmax: _embedded(_rows_dtype, _softmax, lambda ps: ps[:1]),
+            LogSoftmax: _embedded(_rows_dtype, _softmax, lambda ps: ps[:1]),
+            SoftmaxCrossEntropy: _embedded(_rows_dtype, _softmax_cross_entropy, lambda ps: ps[:1]),
+            SoftmaxCrossEntropyGrad: _embedded(_sce_grad_dtype, _softmax_cross_entropy_grad,
+                                               lambda ps: ps[:1]),
+            ArgReduce: _embedded(_arg_dtype, _argreduce, lambda ps: ps[-1:]),
+            Reduce: _embedded(_lead_dtype, _leading_sum, lambda ps: ps[:1])}

@@ -10,13 +10,11 @@ Other keys, dtypes and set_subtensor run the `perform`.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
 from ...ops.subtensor import AdvancedIncSubtensor, _np_key
-from . import cache
 
 _TYPES = {"float32": "float", "float64": "double"}
 
@@ -42,21 +40,21 @@ def _fill(text, t):
     return text.replace("{T}", _TYPES[t]).replace("{t}", t)
 
 
-@functools.lru_cache(maxsize=None)
-def _module(compiledir):
-    return cache.load("".join(_fill(_TEMPLATE, t) for t in _TYPES),
-                      "".join(_fill(_DECL, t) for t in _TYPES), compiledir,
-                      header="#include <stdint.h>\n")
-
-
-def _inc_rows(node, compiledir):
+def _parts(node):
+    """The kernel's part for the function's module (`linker.EMBEDDED`), or None where the
+    node runs `perform`."""
     op = node.op
     dt = node.outputs[0].dtype
     if op.set_instead_of_inc or dt not in _TYPES or node.inputs[0].ndim == 0:
         return None
-    mod = _module(compiledir)
-    fn = getattr(mod.lib, f"ts_inc_rows_{dt}")
-    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt]}[]"
+    return [(f"inc_rows_{dt}", _fill(_TEMPLATE, dt), _fill(_DECL, dt))]
+
+
+def _inc_rows(node, lib, ffi):
+    op = node.op
+    dt = node.outputs[0].dtype
+    fn = getattr(lib, f"ts_inc_rows_{dt}")
+    fb, ctype = ffi.from_buffer, f"{_TYPES[dt]}[]"
     perform = op.perform
 
     def step(args):
@@ -82,4 +80,5 @@ def _inc_rows(node, compiledir):
     return step
 
 
-STEPS = {AdvancedIncSubtensor: _inc_rows}
+#: Op type -> (parts(node), make(node, lib, ffi)), as in `rows.EMBEDDED`
+EMBEDDED = {AdvancedIncSubtensor: (_parts, _inc_rows)}
