@@ -71,4 +71,11 @@ def constant_folding(graph, node):
     return out
 
 
-__all__ = ["merge", "constant_folding"]
+@node_rewriter(None, tags=("specialize", "fast_compile"))
+def constant_folding_late(graph, node):
+    """`constant_folding` again, for what later phases' rules build from constants (the
+    negated scale of a cross-entropy gradient)."""
+    return constant_folding(graph, node)
+
+
+__all__ = ["merge", "constant_folding", "constant_folding_late"]
