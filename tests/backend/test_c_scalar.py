@@ -82,8 +82,8 @@ def mixed_program():
     return Program(ins, tuple(steps), tuple(("step", j) for j in range(len(steps))))
 
 
-def _node(prog):
-    inputs = [TensorType(d, (None,) * ND).make_variable() for d in prog.in_dtypes]
+def _node(prog, nd=ND):
+    inputs = [TensorType(d, (None,) * nd).make_variable() for d in prog.in_dtypes]
     return Composite(prog).make_node(*inputs)
 
 
@@ -94,8 +94,8 @@ FAST = ["float64", "float32", "int64", "bool", "mixed"]
 SLOW = [k for k in PROGRAMS if k not in FAST]
 
 
-def _compile(keys, compiledir):
-    nodes = [_node(PROGRAMS[k]) for k in keys]
+def _compile(keys, compiledir, nd=ND):
+    nodes = [_node(PROGRAMS[k], nd) for k in keys]
     kinds, fallbacks = linker._plan(nodes)
     assert not fallbacks and all(kind == "elemwise" for kind, _ in kinds.values())
     return dict(zip(keys, linker.kernel_steps(nodes, compiledir)))
@@ -287,3 +287,17 @@ def test_tanh_from_expm1_over_its_whole_range(steps, dt):
     got = steps[dt]([special, special, special, special])[i].ravel()
     np.testing.assert_array_equal(got, np.tanh(special.ravel()))
     assert np.signbit(got[1]) and not np.signbit(got[0])
+
+
+@pytest.mark.parametrize("key", FAST)
+def test_every_row_on_0d_operands(compiledir, key, rng):
+    """Nodes of 0-d operands get a kernel of the one element's code (no loops): every row
+    of the table on random 0-d values, as numpy computes them."""
+    (step,) = _compile([key], compiledir, nd=0).values()
+    prog = PROGRAMS[key]
+    for seed in range(8):
+        r = np.random.default_rng(seed)
+        args = [_values(r, dt, (), role % 4) for role, dt in enumerate(prog.in_dtypes)]
+        for st_, g, w in zip(prog.steps, step(args), prog.evaluate(args)):
+            assert g.shape == ()
+            _compare(g, w, st_.op, key)

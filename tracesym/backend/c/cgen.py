@@ -549,6 +549,8 @@ def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[
     k = _Elemwise(name, program, scalars, ndim)
     decl = (f"int {name}_contig(int64_t n, {k.params});\n"
             f"int {name}_strided(const int64_t *meta, {k.params});\n")
+    if ndim == 0:  # one element (shape arithmetic, a mean's scale): no loops to compile
+        return "\n".join(k.one()) + "\n", decl
     funcs = k.row() + [""] + k.rowp() + [""] + k.contig() + [""] + k.strided()
     return "\n".join(funcs) + "\n", decl
 
@@ -584,6 +586,16 @@ class _Elemwise:
                 val = f"(({CTYPES[dt][0]}){val})"
             lines.append(store(k, f"({self.sto_out[k]}){val}"))
         return lines
+
+    def one(self):
+        """`_contig` and `_strided` of a program on 0-d operands: the one element."""
+        body = self.body(lambda i: f"s{i}", lambda k, v: f"*({self.sto_out[k]} *)o{k} = {v};")
+        args = ", ".join([f"a{i}" for i in range(len(self.program.in_dtypes))]
+                         + [f"o{k}" for k in range(self.nout)])
+        return ([f"int {self.name}_contig(int64_t n, {self.params})", "{", "  int ts_err = 0;"]
+                + self.scalar_loads() + ["  " + x for x in body] + ["  return ts_err;", "}", "",
+                f"int {self.name}_strided(const int64_t *meta, {self.params})", "{",
+                f"  return {self.name}_contig(1, {args});", "}"])
 
     def scalar_loads(self):
         return [f"  {p} = {self.value(i, f'a{i}')};"

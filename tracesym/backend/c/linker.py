@@ -196,8 +196,8 @@ def _compile_kernels(nodes, kinds, compiledir, whole, names, extra=()):
                      else cgen.render_elemwise(name, *key))
         parts.append(src)
         decls.append(decl)
-    if any(kind == "elemwise" for kind, _ in kinds.values()):
-        parts.append(cgen.DRIVER)
+    if any(kind == "elemwise" and key[2] > 0 for kind, key in kinds.values()):
+        parts.append(cgen.DRIVER)  # the loops of kernels over arrays (not 0-d ones)
     if whole is not None:  # the kernels' prototypes first: it may be a unit of its own
         src, decl = entry.render(whole[0], names, *whole[1:])
         parts.append("".join(decls) + src)
