@@ -21,6 +21,8 @@ drops the copy where `x` is an intermediate nobody else reads).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import IndexingError, ShapeError
@@ -187,6 +189,27 @@ def _np_key(idx_list, values) -> tuple:
             e = int(e)
         key.append(e)
     return tuple(key)
+
+
+@functools.lru_cache(maxsize=None)
+def _basic_key(idx_list):
+    """`_np_key` of a basic index (ints, slices, None, Ellipsis; every symbolic part a
+    scalar) as a function of the index values, generated once per index: a slice `x[:n]`
+    taken every call costs a tuple, not a walk of the index."""
+    parts, n = [], 0
+    for e in idx_list:
+        if type(e) is tuple:
+            bounds = []
+            for p in e:
+                bounds.append(f"int(v[{n}])" if isinstance(p, str) else repr(p))
+                n += isinstance(p, str)
+            parts.append(f"slice({', '.join(bounds)})")
+        elif isinstance(e, str):
+            parts.append(f"int(v[{n}])")
+            n += 1
+        else:
+            parts.append(repr(e))
+    return eval(f"lambda v: ({''.join(p + ', ' for p in parts)})")  # noqa: S307 (our text)
 
 
 def _n_sym(idx_list) -> int:
@@ -397,6 +420,8 @@ class _GetOp(_IndexOp):
             if key is None:
                 key = self._key = _np_key(self.idx_list, ())
             return (np.asarray(x[key]),)
+        if not self.advanced:
+            return (np.asarray(x[_basic_key(self.idx_list)(rest)]),)
         return (np.asarray(x[_np_key(self.idx_list, rest)]),)
 
     def L_op(self, inputs, outputs, output_grads):
@@ -573,7 +598,7 @@ class _SetOp(_IndexOp):
     def perform(self, node, inputs):
         x, y, *rest = inputs
         out = x if self.inplace and type(x) is np.ndarray and x.flags.writeable else x.copy()
-        key = _np_key(self.idx_list, rest)
+        key = _np_key(self.idx_list, rest) if self.advanced else _basic_key(self.idx_list)(rest)
         if self.set_instead_of_inc:
             out[key] = y
         elif self.advanced and _has_int_arrays(node.inputs[2:]):
