@@ -408,12 +408,32 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
     perform = _perform_step(node)
 
     plain = not partial and not destroy  # every output a new array of the loop's shape
+    zero_d = nd == 0  # every output 0-d too
+    broadcasts = {}  # (shape, strides) of every argument -> (loop shape, strided metadata)
 
     def step(args):
         if not trusted:
             _check(node, args, dts, nds)
+        if zero_d:  # one element: the kernel loads every input before it stores, so an
+            # output may be its destroyed input whatever else aliases it
+            outs = [args[destroy[j]] if j in destroy and args[destroy[j]].flags.writeable
+                    else np.empty((), dt) for j, dt in enumerate(out_dts)]
+            status = contig(1, *[fb(a) for a in args], *[fb(o) for o in outs])
+            if status:
+                _raise(status)
+            return outs
         shapes = [args[i].shape for i in arrays]
         same = bool(shapes) and len(shapes[0]) == nd and shapes.count(shapes[0]) == len(shapes)
+        if plain and not same:  # a layout seen before: its loop shape and metadata
+            known = broadcasts.get(tuple([(a.shape, a.strides) for a in args]))
+            if known is not None:
+                shape, meta = known
+                outs = [_out_buffer(cached, j, shape, dt) if private[j] else np.empty(shape, dt)
+                        for j, dt in enumerate(out_dts)]
+                status = strided(meta, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
+                if status:
+                    _raise(status)
+                return outs
         shape = shapes[0] if same else _broadcast(
             *shapes, *(args[i].shape for i in scalars), (1,) * nd)
         if plain and same:  # the common case, in short: outputs are contiguous, of `shape`
@@ -459,6 +479,8 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
         meta = metas.get(layout)
         if meta is None:
             meta = _remember(metas, layout, fb("int64_t[]", _meta(args, arrays, outs, shape, nd)))
+        if plain and 0 not in shape:  # outputs new C-contiguous arrays: a layout of the args
+            _remember(broadcasts, layout[:len(args)], (shape, meta))
         status = strided(meta, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
         if status:
             _raise(status)
