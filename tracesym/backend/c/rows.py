@@ -54,7 +54,19 @@ static inline {T} ts_rowmax_{t}(const {T} *restrict r, int64_t k) {
 static void ts_shift_{t}(const {T} *restrict x, {T} *restrict o, {T} *restrict mx,
                          int64_t n, int64_t k) {
   if (k < SHORT) {
-    for (int64_t i = 0; i < n; i++) mx[i] = ts_rowmax_{t}(x + i * k, k);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {  /* four rows at once: four chains of compares, not one */
+      const {T} *r = x + i * k;
+      {T} m0 = r[0], m1 = r[k], m2 = r[2 * k], m3 = r[3 * k];
+      for (int64_t j = 1; j < k; j++) {
+        m0 = r[j] > m0 ? r[j] : m0;
+        m1 = r[k + j] > m1 ? r[k + j] : m1;
+        m2 = r[2 * k + j] > m2 ? r[2 * k + j] : m2;
+        m3 = r[3 * k + j] > m3 ? r[3 * k + j] : m3;
+      }
+      mx[i] = m0, mx[i + 1] = m1, mx[i + 2] = m2, mx[i + 3] = m3;
+    }
+    for (; i < n; i++) mx[i] = ts_rowmax_{t}(x + i * k, k);
     for (int64_t i = 0; i < n; i++)
       for (int64_t j = 0; j < k; j++) o[i * k + j] = x[i * k + j] - mx[i];
     return;
@@ -84,19 +96,39 @@ static inline double ts_rowsum_{t}(const {T} *restrict e, int64_t k) {
   return s;
 }
 
+/* each row's sum, in double, rounded to sums[i]; short rows four at once (each row still
+   added in its own order) */
+static void ts_rowsums_{t}(const {T} *restrict e, {T} *restrict sums, int64_t n, int64_t k) {
+  int64_t i = 0;
+  if (k < SHORT)
+    for (; i + 4 <= n; i += 4) {
+      const {T} *r = e + i * k;
+      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t j = 0; j < k; j++) {
+        s0 += r[j];
+        s1 += r[k + j];
+        s2 += r[2 * k + j];
+        s3 += r[3 * k + j];
+      }
+      sums[i] = ({T})s0, sums[i + 1] = ({T})s1, sums[i + 2] = ({T})s2, sums[i + 3] = ({T})s3;
+    }
+  for (; i < n; i++) sums[i] = ({T})ts_rowsum_{t}(e + i * k, k);
+}
+
 /* softmax (logsm = 0) or logsoftmax (logsm = 1) of n rows of k elements; mx (n) and
    w (n * k, logsoftmax only) are work space */
 void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, int logsm) {
   ts_shift_{t}(x, out, mx, n, k);
   ts_exp_{t}(out, logsm ? w : out, n * k);
+  ts_rowsums_{t}(logsm ? w : out, mx, n, k);  /* the maxima are spent: mx holds the sums */
   for (int64_t i = 0; i < n; i++) {
     {T} *restrict o = out + i * k;
     if (logsm) {
-      const {T} ls = {log}(({T})ts_rowsum_{t}(w + i * k, k));
+      const {T} ls = {log}(mx[i]);
       #pragma omp simd
       for (int64_t j = 0; j < k; j++) o[j] = o[j] - ls;
     } else {
-      const {T} d = ({T})ts_rowsum_{t}(o, k);
+      const {T} d = mx[i];
       #pragma omp simd
       for (int64_t j = 0; j < k; j++) o[j] = o[j] / d;
     }
@@ -116,7 +148,7 @@ int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int6
   if (bad) return bad;
   ts_shift_{t}(x, w, mx, n, k);
   ts_exp_{t}(w, w, n * k);
-  for (int64_t i = 0; i < n; i++) out[i] = ({T})ts_rowsum_{t}(w + i * k, k);
+  ts_rowsums_{t}(w, out, n, k);
   #pragma omp simd
   for (int64_t i = 0; i < n; i++) out[i] = (mx[i] - x[i * k + labels[i]]) + {log}(out[i]);
   return 0;
@@ -141,9 +173,10 @@ int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, {T
   if (bad) return bad;
   ts_shift_{t}(x, out, mx, n, k);
   ts_exp_{t}(out, out, n * k);
+  ts_rowsums_{t}(out, mx, n, k);  /* the maxima are spent: mx holds the sums */
   for (int64_t i = 0; i < n; i++) {
     {T} *restrict o = out + i * k;
-    const {T} d = dy[i * dstep], s = ({T})ts_rowsum_{t}(o, k);
+    const {T} d = dy[i * dstep], s = mx[i];
     const int64_t y = labels[i];
     #pragma omp simd
     for (int64_t j = 0; j < k; j++) o[j] = d * (o[j] / s - ({T})(j == y));
