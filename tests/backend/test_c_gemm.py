@@ -59,6 +59,18 @@ def test_the_step_against_perform_and_its_fallbacks(rng):
     np.testing.assert_allclose(got, z0 @ z0.T + z0, rtol=1e-13)
 
 
-def test_not_in_place_runs_perform():
-    node = Gemm()(ts.dmatrix(), ts.dscalar(), ts.dmatrix(), ts.dmatrix(), ts.dscalar()).owner
-    assert gemm._gemm(node, ts.config.compiledir) is None
+def test_not_in_place_updates_a_copy_of_z(rng):
+    """A Gemm whose z is a shared variable's value (not in place): CBLAS updates a copy,
+    z itself is left as it was, even where z is also x (the copy shares nothing)."""
+    z, x, y = ts.dmatrix("z"), ts.dmatrix("x"), ts.dmatrix("y")
+    a, b = ts.dscalar("a"), ts.dscalar("b")
+    node = Gemm()(z, a, x, y, b).owner
+    step = gemm._gemm(node, ts.config.compiledir)
+    zv, xv, yv = rng.normal(size=(4, 3)), rng.normal(size=(4, 6)), rng.normal(size=(6, 3))
+    for zi, xi, yi in [(zv, xv, yv), (zv[:, ::-1], xv.T.copy().T, yv), (zv[:3], zv[:3], zv[:3])]:
+        z0 = zi.copy()
+        want = node.op.perform(node, [z0, np.array(-0.5), xi, yi, np.array(0.9)])[0]
+        (got,) = step([zi, np.array(-0.5), xi, yi, np.array(0.9)])
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+        np.testing.assert_array_equal(zi, z0)
+        assert not np.may_share_memory(got, zi)

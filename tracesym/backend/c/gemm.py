@@ -3,9 +3,10 @@
 in a temporary and adds it to z in a second pass (an SGD update of a 784 x 500 weight: two
 more passes over 1.5 MB).
 
-It runs where the Op is in place (the `inplace` rewrite proved nothing else reads z), z is a
-C-contiguous, writeable float32 or float64 matrix of the product's shape sharing no memory
-with x or y, beta is not 0 (BLAS would skip z, where numpy propagates its NaN), and CBLAS
+It runs on z's own buffer where the Op is in place (the `inplace` rewrite proved nothing
+else reads z; z C-contiguous, writeable, sharing no memory with x or y), else on a copy of z
+(the weights of a shared variable: 5 us less a W3 step), z being a float32 or float64 matrix of the
+product's shape, beta not 0 (BLAS would skip z, where numpy propagates its NaN), and CBLAS
 takes the layouts of x and y (`entry.blas_meta`); otherwise, and where no CBLAS is found,
 the `perform`.
 """
@@ -50,8 +51,9 @@ def _first(a):
 
 def _gemm(node, compiledir):
     dt = node.outputs[0].dtype
-    if not node.op.inplace or dt not in _TYPES or blas.cblas() is None:
+    if dt not in _TYPES or blas.cblas() is None:
         return None
+    inplace = node.op.inplace
     mod = _module(compiledir)
     fn = getattr(mod.lib, f"ts_gemm_step_{dt}")
     fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt]}[]"
@@ -61,13 +63,15 @@ def _gemm(node, compiledir):
         z, alpha, x, y, beta = args
         meta = None
         if (type(z) is np.ndarray and z.dtype == x.dtype == y.dtype == dt
-                and z.flags.c_contiguous and z.flags.writeable and z.size
+                and (not inplace or z.flags.c_contiguous and z.flags.writeable) and z.size
                 and z.shape == (x.shape[0], y.shape[1]) and x.shape[1] == y.shape[0]
                 and x.shape[1] and beta != 0
-                and not (np.may_share_memory(z, x) or np.may_share_memory(z, y))):
+                and not (inplace and (np.may_share_memory(z, x) or np.may_share_memory(z, y)))):
             meta = entry.blas_meta(x, y)
         if meta is None:
             return list(perform(node, args))
+        if not inplace:  # a copy of z to update: one pass, where numpy's takes three
+            z = np.array(z, order="C")
         fn(fb("int64_t[]", np.asarray(meta, np.int64)), alpha[()], fb(ctype, _first(x)),
            fb(ctype, _first(y)), beta[()], fb(ctype, z))
         return [z]
