@@ -302,8 +302,10 @@ class SoftmaxCrossEntropy(Op):
         return [SoftmaxCrossEntropyGrad(self.axis)(g, logits, labels), None]
 
     def infer_shape(self, node, input_shapes):
-        shp = input_shapes[0]
-        return [tuple(shp[:self.axis]) + tuple(shp[self.axis + 1:])]
+        """The labels' shape (`perform` requires the logits' without the axis to equal it):
+        a size read from the labels, which are nearer the inputs (`y.shape[0]` where the
+        logits are sliced to its length)."""
+        return [tuple(input_shapes[1])]
 
 
 class SoftmaxCrossEntropyGrad(Op):
