@@ -1,12 +1,13 @@
 """The C step of `Gemm` (backend/c/gemm.py): a CBLAS call writing the SGD-style update into
 z's buffer, against the numpy linker on the unrewritten graph; the cases it leaves to the
-`perform` (not in place, z aliased or broadcast, layouts CBLAS does not take)."""
+`perform` (z aliased, layouts CBLAS does not take) and the copy it updates where not in
+place."""
 
 import numpy as np
 import pytest
 
 import tracesym as ts
-from tracesym.backend.c import gemm
+from tracesym.backend.c import gemm, linker
 from tracesym.ops.blas import Gemm
 
 C = ts.Mode(linker="c")
@@ -33,7 +34,7 @@ def test_sgd_updates_run_in_cblas_into_the_weights(dtype, tol, rng):
         results.append((outs, W.get_value(), f))
     (got, w, f), (want, w_ref, _) = results
     (node,) = _gemm_nodes(f)
-    assert node.op.inplace and gemm._gemm(node, ts.config.compiledir) is not None
+    assert node.op.inplace and gemm.EMBEDDED[Gemm][0](node) is not None  # its C step
     np.testing.assert_allclose(got, want, rtol=tol)
     np.testing.assert_allclose(w, w_ref, rtol=tol, atol=tol)
 
@@ -42,7 +43,7 @@ def test_the_step_against_perform_and_its_fallbacks(rng):
     z, x, y = ts.dmatrix("z"), ts.dmatrix("x"), ts.dmatrix("y")
     a, b = ts.dscalar("a"), ts.dscalar("b")
     node = Gemm(inplace=True)(z, a, x, y, b).owner
-    step = gemm._gemm(node, ts.config.compiledir)
+    (step,) = linker.kernel_steps([node], ts.config.compiledir)
     xv, yv = rng.normal(size=(4, 6)), rng.normal(size=(6, 3))
     cases = [(xv, yv), (np.asfortranarray(xv), yv), (xv, yv.T.copy().T),  # transposed layouts
              (xv[:, ::2], yv[::2]),  # no unit stride: perform
@@ -65,7 +66,7 @@ def test_not_in_place_updates_a_copy_of_z(rng):
     z, x, y = ts.dmatrix("z"), ts.dmatrix("x"), ts.dmatrix("y")
     a, b = ts.dscalar("a"), ts.dscalar("b")
     node = Gemm()(z, a, x, y, b).owner
-    step = gemm._gemm(node, ts.config.compiledir)
+    (step,) = linker.kernel_steps([node], ts.config.compiledir)
     zv, xv, yv = rng.normal(size=(4, 3)), rng.normal(size=(4, 6)), rng.normal(size=(6, 3))
     for zi, xi, yi in [(zv, xv, yv), (zv[:, ::-1], xv.T.copy().T, yv), (zv[:3], zv[:3], zv[:3])]:
         z0 = zi.copy()

@@ -24,31 +24,31 @@ _NAMES = [("scipy_cblas_{p}gemm64_", "int64_t"), ("cblas_{p}gemm64_", "int64_t")
 
 #: the C of a module calling BLAS: pointers to dgemm and sgemm (`{I}` their int type), the
 #: setter `bind` calls, and ts_gemm_<dtype>(m, alpha, a, b, beta, c): c = beta*c + alpha*a@b
-#: row-major, m = (M, N, K, a transposed, b transposed, lda, ldb)
+#: row-major, m = (M, N, K, a transposed, b transposed, lda, ldb); every name after `ts`
+#: takes a prefix (`{P}`), so that two parts of one module each have their own
 DECLS = r"""
-typedef void (*ts_dgemm_t)(int, int, int, {I}, {I}, {I}, double, const double *, {I},
+typedef void (*ts{P}_dgemm_t)(int, int, int, {I}, {I}, {I}, double, const double *, {I},
                            const double *, {I}, double, double *, {I});
-typedef void (*ts_sgemm_t)(int, int, int, {I}, {I}, {I}, float, const float *, {I},
+typedef void (*ts{P}_sgemm_t)(int, int, int, {I}, {I}, {I}, float, const float *, {I},
                            const float *, {I}, float, float *, {I});
-static ts_dgemm_t ts_dgemm;
-static ts_sgemm_t ts_sgemm;
-void ts_set_blas(void *d, void *s) { ts_dgemm = (ts_dgemm_t)d; ts_sgemm = (ts_sgemm_t)s; }
+static ts{P}_dgemm_t ts{P}_dgemm;
+static ts{P}_sgemm_t ts{P}_sgemm;
+void ts{P}_set_blas(void *d, void *s) { ts{P}_dgemm = (ts{P}_dgemm_t)d; ts{P}_sgemm = (ts{P}_sgemm_t)s; }
 
-static inline void ts_gemm_float64(const int64_t *m, double alpha, const double *a,
+static inline void ts{P}_gemm_float64(const int64_t *m, double alpha, const double *a,
                                    const double *b, double beta, double *c)
 {
-  ts_dgemm(101, m[3] ? 112 : 111, m[4] ? 112 : 111, m[0], m[1], m[2], alpha, a, m[5], b, m[6],
+  ts{P}_dgemm(101, m[3] ? 112 : 111, m[4] ? 112 : 111, m[0], m[1], m[2], alpha, a, m[5], b, m[6],
            beta, c, m[1]);
 }
 
-static inline void ts_gemm_float32(const int64_t *m, float alpha, const float *a,
+static inline void ts{P}_gemm_float32(const int64_t *m, float alpha, const float *a,
                                    const float *b, float beta, float *c)
 {
-  ts_sgemm(101, m[3] ? 112 : 111, m[4] ? 112 : 111, m[0], m[1], m[2], alpha, a, m[5], b, m[6],
+  ts{P}_sgemm(101, m[3] ? 112 : 111, m[4] ? 112 : 111, m[0], m[1], m[2], alpha, a, m[5], b, m[6],
            beta, c, m[1]);
 }
 """
-SETTER = "void ts_set_blas(void *d, void *s);\n"
 
 
 def _numpy_blas_paths() -> list:
@@ -82,12 +82,18 @@ def cblas():
     return None
 
 
-def decls() -> str:
-    """`DECLS` for the CBLAS found (call only where `cblas()` is not None)."""
-    return DECLS.replace("{I}", cblas()[2])
+def decls(prefix: str = "") -> str:
+    """`DECLS` for the CBLAS found (call only where `cblas()` is not None), its names
+    `ts<prefix>_...`."""
+    return DECLS.replace("{I}", cblas()[2]).replace("{P}", prefix)
 
 
-def bind(mod):
-    """Point a loaded module's BLAS pointers at the library."""
+def setter(prefix: str = "") -> str:
+    """The declaration of the setter of `decls(prefix)`, for the module's cdef."""
+    return f"void ts{prefix}_set_blas(void *d, void *s);\n"
+
+
+def bind(lib, ffi, prefix: str = ""):
+    """Point a loaded module's BLAS pointers (those of `decls(prefix)`) at the library."""
     d, s, _ = cblas()
-    mod.lib.ts_set_blas(mod.ffi.cast("void *", d), mod.ffi.cast("void *", s))
+    getattr(lib, f"ts{prefix}_set_blas")(ffi.cast("void *", d), ffi.cast("void *", s))

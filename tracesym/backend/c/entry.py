@@ -128,7 +128,7 @@ def render(program, names, in_slots, out_slots) -> tuple[str, str]:
         src += [f"    case {i}:  /* {kind} {arg} */", f"      {call}",
                 f"      c += {2 + n};", "      break;"]
     src += ["    }", "    if (s) return s;", "  }", "  return 0;", "}"]
-    return "\n".join(src) + "\n", f"int {ENTRY}({params});\n" + (blas.SETTER if gemm else "")
+    return "\n".join(src) + "\n", f"int {ENTRY}({params});\n" + (blas.setter() if gemm else "")
 
 
 def table_slots(program, in_slots, out_slots) -> list:

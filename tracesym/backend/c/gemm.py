@@ -13,18 +13,16 @@ the `perform`.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ...ops.blas import Gemm
-from . import blas, cache, entry
+from . import blas, entry
 
 _TYPES = {"float32": "float", "float64": "double"}
 
 _WRAPPER = r"""
 void ts_gemm_step_{t}(const int64_t *m, {T} alpha, const {T} *a, const {T} *b, {T} beta,
-                      {T} *c) { ts_gemm_{t}(m, alpha, a, b, beta, c); }
+                      {T} *c) { ts_step_gemm_{t}(m, alpha, a, b, beta, c); }
 """
 _DECL = ("void ts_gemm_step_{t}(const int64_t *m, {T} alpha, const {T} *a, const {T} *b, "
          "{T} beta, {T} *c);\n")
@@ -34,13 +32,13 @@ def _fill(text, t):
     return text.replace("{T}", _TYPES[t]).replace("{t}", t)
 
 
-@functools.lru_cache(maxsize=None)
-def _module(compiledir):
-    mod = cache.load(blas.decls() + "".join(_fill(_WRAPPER, t) for t in _TYPES),
-                     blas.SETTER + "".join(_fill(_DECL, t) for t in _TYPES), compiledir,
-                     header="#include <stdint.h>\n")
-    blas.bind(mod)
-    return mod
+def _parts(node):
+    """The part calling CBLAS for the function's module (`linker.EMBEDDED`; BLAS names of
+    its own, `ts_step_...`), or None where the node runs `perform`."""
+    if node.outputs[0].dtype not in _TYPES or blas.cblas() is None:
+        return None
+    return [("gemm_step", blas.decls("_step") + "".join(_fill(_WRAPPER, t) for t in _TYPES),
+             blas.setter("_step") + "".join(_fill(_DECL, t) for t in _TYPES))]
 
 
 def _first(a):
@@ -49,14 +47,12 @@ def _first(a):
     return a if a.flags.c_contiguous else a[:1, :1]
 
 
-def _gemm(node, compiledir):
+def _gemm(node, lib, ffi):
     dt = node.outputs[0].dtype
-    if dt not in _TYPES or blas.cblas() is None:
-        return None
     inplace = node.op.inplace
-    mod = _module(compiledir)
-    fn = getattr(mod.lib, f"ts_gemm_step_{dt}")
-    fb, ctype = mod.ffi.from_buffer, f"{_TYPES[dt]}[]"
+    blas.bind(lib, ffi, "_step")
+    fn = getattr(lib, f"ts_gemm_step_{dt}")
+    fb, ctype = ffi.from_buffer, f"{_TYPES[dt]}[]"
     perform = node.op.perform
 
     def step(args):
@@ -79,4 +75,5 @@ def _gemm(node, compiledir):
     return step
 
 
-STEPS = {Gemm: _gemm}
+#: Op type -> (parts(node), make(node, lib, ffi)), as in `rows.EMBEDDED`
+EMBEDDED = {Gemm: (_parts, _gemm)}

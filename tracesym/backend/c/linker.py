@@ -1,10 +1,10 @@
 """The C linker: the optimized graph lowered once into a flat schedule over storage slots,
 elementwise nodes and reductions running generated C, products running numpy's matmul, Ops
 with a hand-written C step running that (`OP_STEPS`, modules of their own: convolution and
-pooling in `nnet.py`, GEMM updates through numpy's CBLAS in `gemm.py`; `EMBEDDED`, kernels
-compiled in the function's module: softmax-like rows and argmax in `rows.py`, row increments
-of an embedding gradient in `scatter.py`), and every other Op its numpy `perform`, all in the
-same schedule.
+pooling in `nnet.py`; `EMBEDDED`, kernels compiled in the function's module: softmax-like
+rows and argmax in `rows.py`, row increments of an embedding gradient in `scatter.py`, GEMM
+updates through numpy's CBLAS in `gemm.py`), and every other Op its numpy `perform`, all in
+the same schedule.
 
 All kernels of one function are rendered into one C module and compiled by one compiler call,
 cached on disk (`cache.py`).  Identical kernels (same program, dtypes, ndim) share code.
@@ -47,18 +47,19 @@ from ...ops.reduce import Reduce
 from ...trace.context import op_error
 from ..slots import Slots, checked_order
 from . import blas, cache, cgen, entry, rows
-from .gemm import STEPS as _GEMM_STEPS
+from .gemm import EMBEDDED as _GEMM_EMBEDDED
 from .nnet import STEPS as _NNET_STEPS
 from .rows import EMBEDDED as _ROWS_EMBEDDED
 from .scatter import EMBEDDED as _SCATTER_EMBEDDED
 
 #: Op type -> make(node, compiledir): the step running a node of that Op with a hand-written
-#: kernel module of its own, shared by every function (`nnet.py`, `gemm.py`), or None to
-#: run its `perform`
-OP_STEPS = {**_NNET_STEPS, **_GEMM_STEPS}
+#: kernel module of its own, shared by every function (`nnet.py`), or None to run its
+#: `perform`
+OP_STEPS = dict(_NNET_STEPS)
 #: Op type -> (parts(node), make(node, lib, ffi)): Ops whose hand-written kernels are parts
-#: rendered into the function's own module (`rows.py`, `scatter.py`; parts None: `perform`)
-EMBEDDED = {**_ROWS_EMBEDDED, **_SCATTER_EMBEDDED}
+#: rendered into the function's own module (`rows.py`, `scatter.py`, `gemm.py`; parts None:
+#: `perform`)
+EMBEDDED = {**_ROWS_EMBEDDED, **_SCATTER_EMBEDDED, **_GEMM_EMBEDDED}
 
 
 def _ident(op) -> str:
@@ -206,7 +207,7 @@ def _compile_kernels(nodes, kinds, compiledir, whole, names, extra=()):
         return names, None, None
     mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER)
     if whole is not None and any(kind == "matmul" for kind, *_ in whole[0]):
-        blas.bind(mod)
+        blas.bind(mod.lib, mod.ffi)
     return names, mod.lib, mod.ffi
 
 
