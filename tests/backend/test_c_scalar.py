@@ -301,3 +301,35 @@ def test_every_row_on_0d_operands(compiledir, key, rng):
         for st_, g, w in zip(prog.steps, step(args), prog.evaluate(args)):
             assert g.shape == ()
             _compare(g, w, st_.op, key)
+
+
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+def test_sigmoid_times_tanh_with_one_division(compiledir, dt):
+    """sigmoid(a) * tanh(b), neither factor read elsewhere, is one helper with one division
+    (`ts_sigmoid_tanh`): within a few ULP of the exact product, numpy's signed zeros, inf
+    and nan, and the same as the unfused kernel where a factor is also an output."""
+    prog = Program((dt, dt), (Step("sigmoid", (("in", 0),), dt), Step("tanh", (("in", 1),), dt),
+                              Step("mul", (("step", 0), ("step", 1)), dt)), (("step", 2),))
+    apart = Program(prog.in_dtypes, prog.steps, (("step", 2), ("step", 0)))
+    assert "ts_sigmoid_tanh(" in cgen.render_elemwise("k", prog, frozenset(), 1)[0]
+    assert "ts_sigmoid_tanh(" not in cgen.render_elemwise("k", apart, frozenset(), 1)[0]
+    nodes = [_node(p, 1) for p in (prog, apart)]
+    fused, unfused = linker.kernel_steps(nodes, compiledir)
+    rng = np.random.default_rng(5)
+    a = np.concatenate([rng.uniform(-40, 40, 3000), 10.0 ** rng.uniform(-300, 2, 500),
+                        -(10.0 ** rng.uniform(-300, 2, 500))]).astype(dt)
+    b = rng.permutation(a)
+    (got,) = fused([a, b])
+    exact = np.array([math.tanh(v) / (1 + math.exp(-u)) if u > -700 else 0.0
+                      for u, v in zip(a.astype("float64"), b.astype("float64"))])
+    assert _ulps(got, exact, dt).max() <= 4
+    tiny = np.finfo(dt).smallest_subnormal  # subnormal products: a few of these apart
+    np.testing.assert_allclose(got, unfused([a, b])[0], rtol=8 * np.finfo(dt).eps,
+                               atol=4 * tiny)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.5, -2.0], dt)
+    sa, sb = (np.repeat(special, special.size), np.tile(special, special.size))
+    (got,) = fused([sa, sb])
+    want = (1 / (1 + np.exp(-sa.astype("float64"))) * np.tanh(sb.astype("float64"))).astype(dt)
+    np.testing.assert_allclose(got, want, rtol=8 * np.finfo(dt).eps, atol=0)  # nan == nan
+    num = ~np.isnan(want)  # the sign of a nan means nothing
+    np.testing.assert_array_equal(np.signbit(got[num]), np.signbit(want[num]))

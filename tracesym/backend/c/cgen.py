@@ -150,6 +150,12 @@ _HELPERS = {
   const T e = expm1@f(-2 * fabs@f(a));
   return copysign@f(-e / (e + 2), a);
 }"""),
+    "sigmoid_tanh": ("T a, T b", None, None, None, """{  /* sigmoid(a) * tanh(b) with one
+     division (a gate times a squashed state: LSTM, GRU): both fractions have numerators in
+     [0, 1] and denominators in [1, 2], so their products neither overflow nor underflow */
+  const T e = exp@f(-fabs@f(a)), m = expm1@f(-2 * fabs@f(b));
+  return copysign@f(((a >= 0 ? (T)1 : e) * -m) / ((1 + e) * (m + 2)), b);
+}"""),
     "softplus": ("T a", None, None, None,
                  "{ return (a > 0 || isnan(a) ? a : 0) + log1p@f(exp@f(-fabs@f(a))); }"),
     "isnan": ("T a", "{ return 0; }", "{ return 0; }", "{ return 0; }", "{ return isnan(a); }"),
@@ -515,9 +521,20 @@ def _body(program, load):
             return names[r[1]]
         return literal(r[1], r[2])
 
+    fused = _sigmoid_tanh_products(program)
+    folded = {i for pair in fused.values() for i in pair}
     for i, dt in enumerate(program.in_dtypes):
         lines.append(f"const {CTYPES[dt][0]} v{i} = {load(i)};")
     for j, st in enumerate(program.steps):
+        if j in folded:  # computed inside the product that alone reads it
+            names.append(None)
+            continue
+        if j in fused:
+            args = ", ".join(ref(program.steps[i].args[0]) for i in fused[j])
+            names.append(f"t{j}")
+            lines.append(f"const {CTYPES[st.dtype][0]} t{j} = ts_sigmoid_tanh({args});"
+                         "  /* sigmoid * tanh */")
+            continue
         arg_dts = [program.dtype_of(a) for a in st.args]
         loop = loop_dtypes(st, arg_dts)
         args = [ref(a) if d == ld else f"(({CTYPES[ld][0]}){ref(a)})"
@@ -528,6 +545,28 @@ def _body(program, load):
         lines.append(f"const {CTYPES[st.dtype][0]} {name} = ({CTYPES[st.dtype][0]}){expr};"
                      f"  /* {st.op} */")
     return lines, ref
+
+
+def _sigmoid_tanh_products(program) -> dict:
+    """{step j: (its sigmoid step, its tanh step)} for the float products sigmoid(a) *
+    tanh(b) whose two factors nothing else reads: `ts_sigmoid_tanh` computes them with one
+    division instead of three (a division costs more than an exp in vector code)."""
+    uses = [0] * len(program.steps)
+    for r in [a for st in program.steps for a in st.args] + list(program.outputs):
+        if r[0] == "step":
+            uses[r[1]] += 1
+    out = {}
+    for j, st in enumerate(program.steps):
+        if st.op != "mul" or st.dtype not in _FLOATS or not all(a[0] == "step" for a in st.args):
+            continue
+        i, k = (a[1] for a in st.args)
+        if program.steps[i].op == "tanh":
+            i, k = k, i
+        pair = (program.steps[i], program.steps[k])
+        if ([p.op for p in pair] == ["sigmoid", "tanh"] and uses[i] == uses[k] == 1 and i != k
+                and all(p.dtype == st.dtype == program.dtype_of(p.args[0]) for p in pair)):
+            out[j] = (i, k)
+    return out
 
 
 def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[str, str]:
