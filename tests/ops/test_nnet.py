@@ -334,11 +334,15 @@ GRAD_CASES = {
         (lambda x: ts.softmax_cross_entropy(x, LABELS, axis=0), [_n(4, 3)]),
         (lambda x: ts.softmax_cross_entropy(x, LABELS_3D, axis=1), [_n(2, 3, 2)]),
         (lambda x: ts.softmax_cross_entropy(x * 300.0, LABELS), [_n(3, 4)]),
+        (lambda x: SoftmaxCrossEntropy(1, prefix=True)(x, LABELS), [_n(5, 4)]),  # rows 3, 4
+        (lambda x: SoftmaxCrossEntropy(0, prefix=True)(x, LABELS), [_n(4, 6)]),  # unlabelled
     ],
     SoftmaxCrossEntropyGrad: [
         (lambda dy, x: SoftmaxCrossEntropyGrad(1)(dy, x, LABELS), [_n(3), _n(3, 4)]),
         (lambda dy, x: SoftmaxCrossEntropyGrad(0)(dy, x, LABELS), [_n(1), _n(4, 3)]),
         (lambda dy, x: SoftmaxCrossEntropyGrad(1)(dy, x, LABELS_3D), [_n(2), _n(2, 3, 2)]),
+        (lambda dy, x: SoftmaxCrossEntropyGrad(1, True)(dy, x, LABELS), [_n(3), _n(5, 4)]),
+        (lambda dy, x: SoftmaxCrossEntropyGrad(0, True)(dy, x, LABELS), [_n(1), _n(4, 3)]),
     ],
 }
 
@@ -417,3 +421,29 @@ def test_gradient_dtypes(dtype):
         g = ts.grad(ts.sum(out), x)
         assert g.dtype == dtype
         assert run([x], g, np.ones((3, 4), dtype)).dtype == dtype
+
+
+@pytest.mark.parametrize("linker", ["c", "numpy"])
+def test_prefix_labels_cover_the_first_rows(linker, rng):
+    """`prefix`: the labels label the first len(labels) rows (what `[arange(len(y)), y]`
+    indexes); the gradient is 0 on the others; more labels than rows is the indexing's
+    IndexError, named at the user's line."""
+    x, y, d = ts.dmatrix("x"), ts.lvector("y"), ts.dvector("d")
+    mode = ts.Mode(None, linker=linker)
+    f = ts.function([x, y, d], [SoftmaxCrossEntropy(1, True)(x, y),
+                                SoftmaxCrossEntropyGrad(1, True)(d, x, y)], mode=mode)
+    a = rng.normal(size=(5, 4)) * 20
+    for n in (3, 5, 0):
+        lab = rng.integers(0, 4, n)
+        dv = rng.normal(size=n)
+        ce, g = f(a, lab, dv)
+        want_ce = -np.log(np_softmax(a[:n], axis=-1)[np.arange(n), lab])
+        check(ce, want_ce, rtol=1e-12, atol=1e-12)
+        want_g = np.zeros_like(a)
+        want_g[:n] = dv[:, None] * (np_softmax(a[:n], axis=-1) - np.eye(4)[lab])
+        check(g, want_g, rtol=1e-12, atol=1e-15)
+        assert np.all(g[n:] == 0)
+    with pytest.raises(OpRuntimeError, match=r"index 5 is out of bounds for axis 0 with size 5"):
+        f(a, rng.integers(0, 4, 6), rng.normal(size=6))
+    with pytest.raises(ShapeError, match="6 labels"):
+        SoftmaxCrossEntropy(1, True)(ts.tensor("float64", (5, 4)), ts.tensor("int64", (6,)))

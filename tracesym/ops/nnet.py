@@ -251,16 +251,44 @@ def _labelled_logits(logits, labels, axis, dtype):
     return x, want
 
 
+def _labelled_prefix(logits, labels, axis):
+    """The logits cut to the positions the labels cover along the other axis of a 2-D
+    `logits` (the first len(labels) rows for axis 1), numpy's IndexError where the labels
+    are more than the logits have, as indexing [arange(n), labels] raises."""
+    other = 1 - axis
+    n, size = labels.shape[0], logits.shape[other]
+    if n > size:
+        raise IndexError(f"index {size} is out of bounds for axis {other} with size {size}")
+    return logits[:n] if other == 0 else logits[:, :n]
+
+
+def _prefix_types(name, logits, labels, axis):
+    """Check a `prefix` Op's operands: 2-D logits, 1-D labels no longer than the logits'
+    other axis where both are static."""
+    if logits.ndim != 2 or labels.ndim != 1:
+        raise ShapeError(f"{name}: prefix labels need 2-D logits and 1-D labels, got "
+                         f"{logits.type.short()} and {labels.type.short()}")
+    n, size = labels.type.shape[0], logits.type.shape[1 - axis]
+    if n is not None and size is not None and n > size:
+        raise ShapeError(f"{name}: {n} labels for logits {logits.type.short()} with {size} "
+                         f"along axis {1 - axis}")
+
+
 class SoftmaxCrossEntropy(Op):
     """-log(softmax(logits)[label]) along `axis` (an int), for integer `labels` of the logits'
     shape without that axis.  Computed as (max - logits[label]) + log(sum(exp(logits - max))),
     finite and exact for logits of +-1000; its gradient is softmax(logits) - one_hot(labels),
-    never a division by a rounded probability."""
+    never a division by a rounded probability.
 
-    __props__ = ("axis",)
+    With `prefix` (2-D logits, 1-D labels), the labels may be fewer than the logits' other
+    axis: they label its first len(labels) positions, the losses of
+    `logsoftmax(x)[arange(len(y)), y]` without cutting x (rewrite/stabilize.py)."""
 
-    def __init__(self, axis):
+    __props__ = ("axis", "prefix")
+
+    def __init__(self, axis, prefix=False):
         self.axis = int(axis)
+        self.prefix = bool(prefix)
 
     def make_node(self, logits, labels):
         logits, labels = _float_input("softmax_cross_entropy", logits), as_variable(labels)
@@ -269,6 +297,10 @@ class SoftmaxCrossEntropy(Op):
                             f"{labels.type.short()} (for probabilities, pass them with the "
                             "logits' shape)")
         _check_axes(self, logits, (self.axis,))
+        if self.prefix:
+            _prefix_types("softmax_cross_entropy", logits, labels, self.axis)
+            out = TensorType(_float_dtype(logits.dtype), labels.type.shape).make_variable()
+            return Apply(self, [logits, labels], [out])
         rest = logits.type.shape[:self.axis] + logits.type.shape[self.axis + 1:]
         if labels.ndim != len(rest):
             raise ShapeError(f"softmax_cross_entropy: labels {labels.type.short()} must have the "
@@ -284,6 +316,8 @@ class SoftmaxCrossEntropy(Op):
 
     def perform(self, node, inputs):
         logits, labels = inputs
+        if self.prefix:
+            logits = _labelled_prefix(logits, labels, self.axis)
         dtype = node.outputs[0].dtype
         x, want = _labelled_logits(logits, labels, self.axis, dtype)
         if labels.size == 0:
@@ -299,7 +333,7 @@ class SoftmaxCrossEntropy(Op):
         (logits, labels), (g,) = inputs, output_grads
         if g is None or logits.dtype[0] != "f":
             return [None, None]
-        return [SoftmaxCrossEntropyGrad(self.axis)(g, logits, labels), None]
+        return [SoftmaxCrossEntropyGrad(self.axis, self.prefix)(g, logits, labels), None]
 
     def infer_shape(self, node, input_shapes):
         """The labels' shape (`perform` requires the logits' without the axis to equal it):
@@ -312,16 +346,18 @@ class SoftmaxCrossEntropyGrad(Op):
     """The gradient of softmax_cross_entropy(logits, labels) with respect to the logits, for
     the output gradient `dy` (broadcast to the labels' shape): dy * (softmax(logits) -
     one_hot(labels)) along `axis`.  One Op, so the C backend makes it in one pass over the
-    logits, where the expression would build a one-hot matrix and a softmax of its own."""
+    logits, where the expression would build a one-hot matrix and a softmax of its own.
+    With `prefix` (see `SoftmaxCrossEntropy`), the positions past the labels get 0."""
 
-    __props__ = ("axis",)
+    __props__ = ("axis", "prefix")
 
-    def __init__(self, axis):
+    def __init__(self, axis, prefix=False):
         self.axis = int(axis)
+        self.prefix = bool(prefix)
 
     def make_node(self, dy, logits, labels):
         dy = _float_input("softmax_cross_entropy_grad", dy)
-        ce = SoftmaxCrossEntropy(self.axis).make_node(logits, labels)
+        ce = SoftmaxCrossEntropy(self.axis, self.prefix).make_node(logits, labels)
         rest = ce.outputs[0].type.shape
         if dy.ndim > len(rest):
             raise ShapeError(f"softmax_cross_entropy_grad: dy {dy.type.short()} has more "
@@ -336,6 +372,12 @@ class SoftmaxCrossEntropyGrad(Op):
 
     def perform(self, node, inputs):
         dy, logits, labels = inputs
+        if self.prefix:  # the labelled positions' gradient, zeros past them
+            out = np.zeros(logits.shape, node.outputs[0].dtype)
+            cut = _labelled_prefix(logits, labels, self.axis)
+            plain = SoftmaxCrossEntropyGrad(self.axis)
+            out[:cut.shape[0], :cut.shape[1]] = plain.perform(node, [dy, cut, labels])[0]
+            return (out,)
         dtype = node.outputs[0].dtype
         x, want = _labelled_logits(logits, labels, self.axis, dtype)
         d = np.expand_dims(np.broadcast_to(_work(dy, dtype), want), self.axis)
@@ -357,6 +399,17 @@ class SoftmaxCrossEntropyGrad(Op):
         (dy, logits, labels), (g,) = inputs, output_grads
         if g is None:
             return [None, None, None]
+        if self.prefix:  # the plain Op's gradient on the labelled positions, zeros past them
+            from .subtensor import getitem, set_subtensor
+            from .elemwise import zeros_like
+
+            n = shape_i(labels, 0)
+            key = (slice(None, n),) if self.axis == 1 else (slice(None), slice(None, n))
+            plain = SoftmaxCrossEntropyGrad(self.axis)
+            cut = getitem(logits, key)
+            gdy, glog, _ = plain.L_op([dy, cut, labels], [plain(dy, cut, labels)],
+                                      [getitem(g, key)])
+            return [gdy, set_subtensor(getitem(zeros_like(logits), key), glog), None]
         g = cast(g, outputs[0].dtype)
         sm = Softmax((self.axis,))(logits)
         code = OneHot(self.axis, sm.dtype)(labels, shape_i(logits, self.axis))

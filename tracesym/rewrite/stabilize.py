@@ -28,8 +28,7 @@ from ..ops.nnet import (LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEn
 from ..ops.reduce import LogSumExp, Reduce
 from ..ops.reduce import sum as _sum
 from ..ops.shape import BroadcastTo, DimShuffle, ShapeI, broadcast_shape_of, broadcast_to, shape_i
-from ..ops.subtensor import (SYM, AdvancedIncSubtensor, AdvancedSubtensor, IncSubtensor,
-                              getitem, set_subtensor)
+from ..ops.subtensor import SYM, AdvancedIncSubtensor, AdvancedSubtensor, IncSubtensor
 from ..trace.graph import Constant
 from .engine import node_rewriter
 from .shapes import shape_facts
@@ -343,9 +342,9 @@ def softmax_grad_of_log(graph, node):
 
 def _labelled_rows(x, i0, i1, axis, *same_as_x):
     """For a 2-D `x` indexed by [i0, i1] = [arange(n), y] along `axis` (1; or [y, arange(n)]
-    along 0): (x cut to the n indexed rows unless `n` is known to be their count, y broadcast
-    to n labels unless known to be n long, the cut key or None), else None.  `same_as_x`:
-    variables known to have x's shape."""
+    along 0): (x, y broadcast to n labels unless known to be n long, whether the labels may
+    cover only the first n rows: n not known to be x's row count; the Ops take that as
+    `prefix`), else None.  `same_as_x`: variables known to have x's shape."""
     rows, labels = (i0, i1) if axis == 1 else (i1, i0)
     if labels.ndim != 1 or labels.dtype[0] not in "iu":
         return None
@@ -357,19 +356,16 @@ def _labelled_rows(x, i0, i1, axis, *same_as_x):
         rows_match, labels_match = x.type.shape[r] == n, labels.type.shape[0] == n
     else:
         rows_match, labels_match = _is_dim(n, r, x, *same_as_x), _is_dim(n, 0, labels)
-    key = None
-    if not rows_match:
-        key = (slice(None, n),) if r == 0 else (slice(None), slice(None, n))
-        x = getitem(x, key)
     if not labels_match:
         labels = broadcast_to(labels, (n,))
-    return x, labels, key
+    return x, labels, not rows_match
 
 
 def _cross_entropy(node):
     """softmax_cross_entropy(x, y) for `logsoftmax(x)[arange(n), y]` (or `[y, arange(n)]` with
-    the softmax over axis 0), else None.  Where `n` is not known to be x's row count or y's
-    length, x is cut to its first n rows and y broadcast to n labels, as the indexing does."""
+    the softmax over axis 0), else None.  Where `n` is not known to be x's row count the Op
+    labels the first n rows (`prefix`), and y is broadcast to n labels where it is not known
+    to be n long, as the indexing does."""
     if node.op.idx_list != (SYM, SYM):
         return None
     ls, i0, i1 = node.inputs
@@ -379,7 +375,7 @@ def _cross_entropy(node):
         return None
     (axis,) = ls.owner.op.axis
     found = _labelled_rows(ls.owner.inputs[0], i0, i1, axis, ls)
-    return None if found is None else SoftmaxCrossEntropy(axis)(*found[:2])
+    return None if found is None else SoftmaxCrossEntropy(axis, found[2])(*found[:2])
 
 
 @node_rewriter([Elemwise], tags=TAGS)
@@ -451,7 +447,7 @@ def softmax_cross_entropy_grad_from_scatter(graph, node):
     gz the zeros with v at [arange(n), y] (the gradient of `log(softmax(x))[arange(n), y]`
     that `grad` builds; also with exp(logsoftmax(x))): one pass over the logits instead of a
     one-hot matrix, its row sums and a second softmax.  Where n is not known to be x's row
-    count, the result is computed on the first n rows and set into the zeros."""
+    count, the Op's `prefix` gives the first n rows theirs and the others zeros."""
     if not _is(node, "sub"):
         return None
     gz, prod = node.inputs
@@ -479,15 +475,14 @@ def softmax_cross_entropy_grad_from_scatter(graph, node):
     rows = _labelled_rows(x, i0, i1, axis, zeros)
     if rows is None:
         return None
-    xn, labels, key = rows
+    x, labels, prefix = rows
     if v.owner is not None and isinstance(v.owner.op, BroadcastTo) and all(
             d == 1 for d in v.owner.inputs[0].type.shape):
         v = v.owner.inputs[0]  # one value: the Op broadcasts it without a copy
     if v.owner is not None and isinstance(v.owner.op, DimShuffle) and v.owner.op.new_order == (
             ("x",) * (v.ndim - v.owner.inputs[0].ndim) + tuple(range(v.owner.inputs[0].ndim))):
         v = v.owner.inputs[0]  # leading size-1 dims: broadcasting adds them
-    grad = E.cast(SoftmaxCrossEntropyGrad(axis)(E.neg(v), xn, labels), out.dtype)
-    return [grad if key is None else set_subtensor(getitem(zeros, key), grad)]
+    return [E.cast(SoftmaxCrossEntropyGrad(axis, prefix)(E.neg(v), x, labels), out.dtype)]
 
 
 __all__ = ["log1p_from_log_add", "log1mexp", "log1p_from_log_one_minus", "softplus_from_log1p_exp",

@@ -297,8 +297,14 @@ def _softmax_cross_entropy(node, lib, ffi):
     nd = node.inputs[0].ndim
     work = _Work(dt)
 
+    prefix = node.op.prefix
+
     def step(args):
         x, labels = args
+        if prefix and type(x) is np.ndarray and type(labels) is np.ndarray and labels.ndim == 1:
+            if labels.shape[0] > x.shape[0]:
+                return list(perform(node, args))  # numpy's IndexError
+            x = x[:labels.shape[0]]  # the labelled rows
         if (type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd or not x.size
                 or type(labels) is not np.ndarray or labels.dtype.kind not in "iu"
                 or labels.shape != x.shape[:-1]):
@@ -337,8 +343,17 @@ def _softmax_cross_entropy_grad(node, lib, ffi):
     nd = x.ndim
     work = _Work(dt)
 
+    prefix = node.op.prefix
+
     def step(args):
         d, x, labels = args
+        full = None
+        if prefix and type(x) is np.ndarray and type(labels) is np.ndarray and labels.ndim == 1:
+            if labels.shape[0] > x.shape[0] or x.dtype != dt:
+                return list(perform(node, args))  # numpy's IndexError, or a dtype to convert
+            full = np.empty(x.shape, dt)  # the labelled rows' gradient, zeros past them
+            full[labels.shape[0]:] = 0
+            x = x[:labels.shape[0]]
         if (type(x) is not np.ndarray or x.dtype != dt or x.ndim != nd or not x.size
                 or type(d) is not np.ndarray or d.dtype != dt
                 or type(labels) is not np.ndarray or labels.dtype.kind not in "iu"
@@ -350,13 +365,13 @@ def _softmax_cross_entropy_grad(node, lib, ffi):
             d, dstep = np.ascontiguousarray(np.broadcast_to(d, labels.shape)), 1
         x = np.ascontiguousarray(x)
         lab = np.ascontiguousarray(labels, dtype=np.int64)
-        out = np.empty(x.shape, dt)
+        out = np.empty(x.shape, dt) if full is None else full[:x.shape[0]]
         k = x.shape[-1]
         mx, _ = work(x.size // k, 0)
         if fn(fb(ctype, d), dstep, fb(ctype, x), fb("int64_t[]", lab), fb(ctype, out),
               fb(ctype, mx), x.size // k, k):
             return list(perform(node, args))  # a label out of range: perform's error
-        return [out]
+        return [out if full is None else full]
 
     return step
 
