@@ -144,6 +144,21 @@ def test_weight_gradient_is_one_product_after_the_loop(rng):
     assert sum("MatMul" in s or "Gemm" in s for s in inner_op_names(backward)) == 1
 
 
+def test_accumulated_product_of_transposed_steps_reads_their_rows(rng):
+    """acc + s_t @ v_t with s = X.transpose(0, 2, 1) reversed (what BPTT passes for h_t.T):
+    after the loop, the rows of X stacked and transposed (a view for BLAS), where the steps
+    of s side by side would be a transposing copy."""
+    X, V, a0 = ts.dtensor3("X"), ts.dtensor3("V"), ts.dmatrix("a0")
+    acc, _ = ts.scan(lambda s, v, a: a + s @ v, sequences=[X.transpose(0, 2, 1)[::-1], V],
+                     outputs_info=a0)
+    values = [rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2, 4)), rng.normal(size=(3, 4))]
+    f = both([X, V, a0], acc[-1], *values)
+    assert "scan_push_out_accumulated_product" in [r for r, _ in f.graph.rewrite_log]
+    assert not [n for n in f.graph.toposort() if "DimShuffle{(1,0,2)}" in str(n.op)]
+    x, v, a = values
+    np.testing.assert_allclose(f(*values), a + sum(x[::-1][t].T @ v[t] for t in range(5)))
+
+
 def test_two_scans_over_the_same_steps_become_one(rng):
     x, y, w = ts.dvector("x"), ts.dmatrix("y"), ts.dscalar("w")
     hs, _ = ts.scan(lambda a, h, w: h * w + a, sequences=x, outputs_info=ts.constant(0.0),

@@ -287,6 +287,25 @@ def _accumulated_product(op, r, i_seqs, i_nons):
     return seq, transposed, v, shp
 
 
+def _rows_of_transposed_steps(S):
+    """X cut as S is, where the stacked steps S are slices along the steps' axis (reversed,
+    a prefix) of X's steps transposed, X.transpose(0, 2, 1); else None.  Then S's steps side
+    by side are X's rows stacked, transposed (a view BLAS reads), where they would be a
+    transposing copy of S (2 ms of W5's 65 ms step)."""
+    cuts = []
+    while S.owner is not None and isinstance(S.owner.op, Subtensor) \
+            and len(S.owner.op.idx_list) == 1 and type(S.owner.op.idx_list[0]) is tuple:
+        cuts.append(S.owner)
+        S = S.owner.inputs[0]
+    if S.ndim != 3 or S.owner is None or not isinstance(S.owner.op, DimShuffle) \
+            or S.owner.op.new_order != (0, 2, 1):
+        return None
+    x = S.owner.inputs[0]
+    for nd in reversed(cuts):
+        x = nd.op(x, *nd.inputs[1:])
+    return x
+
+
 @node_rewriter([Scan], tags=("canonicalize", "scan"))
 def scan_push_out_accumulated_product(graph, node):
     """acc_T = acc_0 + sum_t s_t.T @ v_t, with only acc_T read -> v_t a per-step output and
@@ -314,8 +333,13 @@ def scan_push_out_accumulated_product(graph, node):
         new = new_op.make_node(n, *seqs, *[inits[k] for k in keep], *nons)
         S, V = seqs[seq][:n], new.outputs[-1]
         # the steps side by side: S2 (k, n*b) @ V2 (n*b, m)
-        S2 = S.reshape((-1, S.shape[-1])).T if transposed else \
-            transpose(S, (1, 0, 2)).reshape((S.shape[1], -1))
+        rows = None if transposed else _rows_of_transposed_steps(S)
+        if transposed:
+            S2 = S.reshape((-1, S.shape[-1])).T
+        elif rows is not None:  # s_t = x_t.T: the rows of x, a transposed view for BLAS
+            S2 = rows.reshape((-1, rows.shape[-1])).T
+        else:
+            S2 = transpose(S, (1, 0, 2)).reshape((S.shape[1], -1))
         prod = S2 @ V.reshape((-1, V.shape[-1]))
         if shp is not None:
             prod = SumToShape()(prod, clone_replace([shp], dict(zip(i_nons, nons)))[0])
