@@ -12,8 +12,9 @@ int32, int64 and uint8; numpy's rule, the first NaN or else the first extreme); 
 other axes and empty arrays run the `perform`, which also raises the error for a label out
 of range (the kernel reports the row).
 The loops are serial (an OpenMP `parallel for simd` made the exp loop 5x slower when it
-ran on one thread).  The kernels of a dtype are parts (`parts`) rendered into the module of
-the function that uses them: no module, wrapper and link of their own to compile cold.
+ran on one thread).  Each kernel of a dtype is a part (`parts`) rendered into the module of
+the function that uses it: no module, wrapper and link of their own to compile cold, and only
+the kernels the function calls.
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ import numpy as np
 from ...ops.nnet import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
 from ...ops.reduce import ArgReduce, Reduce
 
-_DECLS = """
-void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, int logsm);
-int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k);
-int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, {T} *out, {T} *mx,
-                             int64_t n, int64_t k);
-void ts_lead_sum_{t}({T} *x, {T} *out, double *acc, int64_t n, int64_t k);
-"""
+_DECLS = {
+    "softmax": "void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, "
+               "int logsm);\n",
+    "sce": "int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, "
+           "int64_t k);\n",
+    "sce_grad": "int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, "
+                "{T} *out, {T} *mx, int64_t n, int64_t k);\n",
+    "lead_sum": "void ts_lead_sum_{t}({T} *x, {T} *out, double *acc, int64_t n, int64_t k);\n",
+}
 
 # Flat passes, so that exp runs as one SIMD loop over all n*k elements (libmvec) even when
 # rows are short (W3's are 10 wide): o = x - rowmax (mx[i] = the max), e = exp(o), then per
 # row the sum of e and the result.  A row's max and sum are plain loops for rows shorter
 # than SHORT (a vector reduction's set-up costs more there), vector reductions otherwise.
 # The max ignores NaN (`>` is false): a NaN makes the row's sum NaN, so the row's results
-# are NaN either way, as numpy's max propagating it gives.
-_TEMPLATE = r"""
+# are NaN either way, as numpy's max propagating it gives.  The helpers the kernels share
+# are compiled once in each compile unit that holds a kernel of their dtype.
+_HELPERS = r"""
+#ifndef TS_ROWS_{t}
+#define TS_ROWS_{t}
 static inline {T} ts_rowmax_{t}(const {T} *restrict r, int64_t k) {
   {T} m = r[0];
   if (k < SHORT) {
@@ -115,6 +121,16 @@ static void ts_rowsums_{t}(const {T} *restrict e, {T} *restrict sums, int64_t n,
   for (; i < n; i++) sums[i] = ({T})ts_rowsum_{t}(e + i * k, k);
 }
 
+static int64_t ts_bad_label_{t}(const int64_t *labels, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < n; i++)
+    if (labels[i] < 0 || labels[i] >= k) return i + 1;
+  return 0;
+}
+#endif
+"""
+#: kernel name -> its C: one part each, so a function compiles only the kernels it uses
+_KERNELS = {
+    "softmax": r"""
 /* softmax (logsm = 0) or logsoftmax (logsm = 1) of n rows of k elements; mx (n) and
    w (n * k, logsoftmax only) are work space */
 void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k, int logsm) {
@@ -134,13 +150,8 @@ void ts_softmax_rows_{t}({T} *x, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k
     }
   }
 }
-
-static int64_t ts_bad_label_{t}(const int64_t *labels, int64_t n, int64_t k) {
-  for (int64_t i = 0; i < n; i++)
-    if (labels[i] < 0 || labels[i] >= k) return i + 1;
-  return 0;
-}
-
+""",
+    "sce": r"""
 /* -log(softmax(row)[label]) per row, mx (n) and w (n * k) work space; 1 + the first row
    whose label is out of [0, k) */
 int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int64_t n, int64_t k) {
@@ -153,7 +164,8 @@ int64_t ts_sce_rows_{t}({T} *x, int64_t *labels, {T} *out, {T} *mx, {T} *w, int6
   for (int64_t i = 0; i < n; i++) out[i] = (mx[i] - x[i * k + labels[i]]) + {log}(out[i]);
   return 0;
 }
-
+""",
+    "lead_sum": r"""
 /* the sum of n rows of k elements, in double: whole rows added in memory order */
 void ts_lead_sum_{t}({T} *x, {T} *out, double *acc, int64_t n, int64_t k) {
   for (int64_t j = 0; j < k; j++) acc[j] = 0;
@@ -164,7 +176,8 @@ void ts_lead_sum_{t}({T} *x, {T} *out, double *acc, int64_t n, int64_t k) {
   }
   for (int64_t j = 0; j < k; j++) out[j] = ({T})acc[j];
 }
-
+""",
+    "sce_grad": r"""
 /* dy[i * dstep] * (softmax(row i) - one_hot(label i)) per row, mx (n) work space; 1 + the
    first row whose label is out of [0, k) */
 int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, {T} *out, {T} *mx,
@@ -183,7 +196,8 @@ int64_t ts_sce_grad_rows_{t}({T} *dy, int64_t dstep, {T} *x, int64_t *labels, {T
   }
   return 0;
 }
-"""
+""",
+}
 
 _ARG_DECL = "void ts_argreduce_rows_{t}({T} *x, int64_t *out, int64_t n, int64_t k, int mn);\n"
 
@@ -218,14 +232,14 @@ def _fill(text, t):
 
 
 @functools.lru_cache(maxsize=None)
-def parts(dt) -> tuple:
-    """The (key, C source, declarations) parts holding the kernels of dtype `dt` (an "arg"
-    dtype: argmax / argmin alone), rendered into the module of the function that uses them."""
-    arg = (f"rows_arg_{dt}", _fill(_ARG_TEMPLATE, dt), _fill(_ARG_DECL, dt))
-    if dt not in _TYPES:
-        return (arg,)
-    return ((f"rows_{dt}", f"#define SHORT {SHORT}\n" + _fill(_TEMPLATE, dt), _fill(_DECLS, dt)),
-            arg)
+def parts(dt, kernel) -> tuple:
+    """The (key, C source, declarations) part of row kernel `kernel` ("arg": argmax /
+    argmin, any of `_ARG_TYPES`; else one of `_KERNELS`, floats) of dtype `dt`, rendered into
+    the module of the function that uses it."""
+    if kernel == "arg":
+        return ((f"rows_arg_{dt}", _fill(_ARG_TEMPLATE, dt), _fill(_ARG_DECL, dt)),)
+    src = f"#define SHORT {SHORT}\n" + _fill(_HELPERS + _KERNELS[kernel], dt)
+    return ((f"rows_{kernel}_{dt}", src, _fill(_DECLS[kernel], dt)),)
 
 
 class _Work:
@@ -438,12 +452,12 @@ def _argreduce(node, lib, ffi):
     return step
 
 
-def _embedded(dtype_of, make, pick=lambda ps: ps):
-    """(parts(node), make(node, lib, ffi)) for `linker.EMBEDDED`: the parts of the node's
-    kernel dtype (`pick` the ones it calls), or None where it runs `perform`."""
+def _embedded(dtype_of, make, kernel):
+    """(parts(node), make(node, lib, ffi)) for `linker.EMBEDDED`: the part of `kernel` in
+    the node's dtype, or None where it runs `perform`."""
     def parts_of(node):
         dt = dtype_of(node)
-        return None if dt is None else pick(parts(dt))
+        return None if dt is None else parts(dt, kernel)
     return parts_of, make
 
 
@@ -453,10 +467,10 @@ def _lead_dtype(node):
 
 #: Op type -> (parts(node), make(node, lib, ffi)): the C parts the node's step needs in its
 #: function's module (None: it runs `perform`), and its step once the module is loaded
-EMBEDDED = {Softmax: _embedded(_rows_dtype, _softmax, lambda ps: ps[:1]),
-            LogSoftmax: _embedded(_rows_dtype, _softmax, lambda ps: ps[:1]),
-            SoftmaxCrossEntropy: _embedded(_rows_dtype, _softmax_cross_entropy, lambda ps: ps[:1]),
+EMBEDDED = {Softmax: _embedded(_rows_dtype, _softmax, "softmax"),
+            LogSoftmax: _embedded(_rows_dtype, _softmax, "softmax"),
+            SoftmaxCrossEntropy: _embedded(_rows_dtype, _softmax_cross_entropy, "sce"),
             SoftmaxCrossEntropyGrad: _embedded(_sce_grad_dtype, _softmax_cross_entropy_grad,
-                                               lambda ps: ps[:1]),
-            ArgReduce: _embedded(_arg_dtype, _argreduce, lambda ps: ps[-1:]),
-            Reduce: _embedded(_lead_dtype, _leading_sum, lambda ps: ps[:1])}
+                                               "sce_grad"),
+            ArgReduce: _embedded(_arg_dtype, _argreduce, "arg"),
+            Reduce: _embedded(_lead_dtype, _leading_sum, "lead_sum")}
