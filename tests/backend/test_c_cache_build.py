@@ -163,3 +163,16 @@ def test_openmp_threads_sleep_when_idle_unless_the_user_chose(tmp_path, preset):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == [preset or "passive"]
+
+
+def test_probing_on_a_thread_gives_what_the_caller_would_find(tmp_path, fresh_probe):
+    """`probe_soon` runs the probe while the caller goes on; the caller's next question
+    waits for it and gets the same answers, and the record is written once."""
+    root = str(tmp_path)
+    cache.probe_soon(root)
+    assert cache.toolchain_problem(root) is None  # waits for the thread's probe
+    found = (cache.compiler(), cache.flags())
+    n = len(fresh_probe)
+    assert n and len(_records(root)) == 1
+    cache.probe_soon(root)  # recorded in this process: no second thread, no compiler run
+    assert (cache.compiler(), cache.flags()) == found and len(fresh_probe) == n

@@ -12,6 +12,9 @@ def link_c(graph, config):
     warning, where no C toolchain exists."""
     from .c import cache
 
+    cache.probe_soon(config.compiledir)  # the compiler runs while the linker is imported
+    from .c.linker import link_c as link
+
     problem = cache.toolchain_problem(config.compiledir)
     if problem is not None:
         if not _warned:
@@ -21,8 +24,6 @@ def link_c(graph, config):
                           stacklevel=4)
             _warned.append(problem)
         return link_numpy(graph, config)
-    from .c.linker import link_c as link
-
     return link(graph, config)
 
 

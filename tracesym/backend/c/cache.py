@@ -41,6 +41,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 
 import cffi
 from cffi.recompiler import make_c_source
@@ -92,8 +93,10 @@ def _cc_path() -> str | None:
 
 
 #: what this process found of its compiler: "version", "found" (`_probe`'s answer),
-#: "flags", "recorded" (the cache directories known to hold its record)
+#: "flags", "recorded" (the cache directories known to hold its record); `_probe_lock` is
+#: held while they are found (`probe_soon` finds them on a thread of its own)
 _probed: dict = {}
+_probe_lock = threading.RLock()
 
 
 def compiler() -> tuple[str, str] | None:
@@ -101,19 +104,25 @@ def compiler() -> tuple[str, str] | None:
     path = _cc_path()
     if path is None:
         return None
-    if "version" not in _probed:
-        try:
-            out = subprocess.run([path, "-dumpfullversion", "-dumpversion"],
-                                 capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        _probed["version"] = out.stdout.strip()
+    with _probe_lock:
+        if "version" not in _probed:
+            try:
+                out = subprocess.run([path, "-dumpfullversion", "-dumpversion"],
+                                     capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                return None
+            _probed["version"] = out.stdout.strip()
     return path, _probed["version"]
 
 
 def flags() -> tuple:
     """The compiler flags, with `MVEC_FLAGS` where the compiler finds libmvec and
     `OPENMP_FLAGS` where it builds a shared object using OpenMP."""
+    with _probe_lock:
+        return _flags()
+
+
+def _flags() -> tuple:
     if "flags" not in _probed:
         cc = compiler()
         if cc is None:
@@ -139,10 +148,40 @@ def _probe(cc: str) -> dict:
             "openmp": _builds_openmp(cc)}
 
 
+def probe_soon(root: str):
+    """Start finding the compiler's version and probe (`_recorded`, writing `root`'s record)
+    on a thread of its own, so that they run while the caller imports the linker and renders
+    its kernels (a first build in an empty cache otherwise waits 40 ms for them); whoever
+    needs them next waits for that thread (`_probe_lock`)."""
+    if root in _probed.get("recorded", ()):
+        return
+
+    def run():
+        try:
+            _recorded(cache_dir(root), write=True)
+        except Exception:  # noqa: BLE001 (the caller's own call meets it and reports it)
+            pass
+
+    started = threading.Event()
+
+    def locked_run():
+        with _probe_lock:
+            started.set()
+            run()
+
+    threading.Thread(target=locked_run, name="tracesym-probe", daemon=True).start()
+    started.wait()  # the lock is taken: a later caller waits for the probe, not the reverse
+
+
 def _recorded(root: str, write: bool = False):
     """Take the compiler's version and probe from `root`'s record of the same compiler
     binary, so that a new process runs no compiler before it builds; with `write`, where
     `root` holds no record, probe (if this process has not) and write one."""
+    with _probe_lock:
+        _read_or_probe(root, write)
+
+
+def _read_or_probe(root: str, write: bool):
     path = _cc_path()
     done = _probed.setdefault("recorded", set())
     if path is None or root in done:
