@@ -388,7 +388,7 @@ int ts_par_drive(int64_t rows, int m, int nd, const int64_t *shape, const int64_
 {
   int ts_err = 0;
   const int64_t nc = rows < 64 ? rows : 64;
-  #pragma omp parallel for schedule(static) reduction(|:ts_err)
+  #pragma omp parallel for schedule(dynamic) reduction(|:ts_err)
   for (int64_t c = 0; c < nc; c++)
     ts_err |= ts_drive(rows * c / nc, rows * (c + 1) / nc, m, nd, shape, st, nin, nops, size,
                        base, a, row);
@@ -401,7 +401,7 @@ int ts_par_contig(int64_t n, int nops, const int *size, char *const *base, char 
 {
   int ts_err = 0;
   const int64_t nb = (n + TS_BLOCK - 1) / TS_BLOCK;
-  #pragma omp parallel for schedule(static) reduction(|:ts_err)
+  #pragma omp parallel for schedule(dynamic) reduction(|:ts_err)
   for (int64_t b = 0; b < nb; b++) {
     char *p[nops];
     const int64_t lo = b * TS_BLOCK;
