@@ -136,6 +136,18 @@ def test_units_are_at_most_one_per_core_and_balanced(monkeypatch):
         assert sum(p in u for u in units) == 1
 
 
+def test_parts_sharing_guarded_helpers_go_to_one_unit(monkeypatch):
+    monkeypatch.setattr(cache, "_cores", lambda: 2)
+    monkeypatch.setattr(cache, "UNIT_BYTES", 100)
+    helpers = "#ifndef TS_H\n#define TS_H\nstatic int h(int x) { return x; }\n#endif\n"
+    a, b = helpers + "int a(int x) { return h(x); }" + " " * 400, helpers + "int b(void) { return h(2); }" + " " * 400
+    c = "int c(void) { return 3; }" + " " * 300
+    units = cache._units("", [a, c, b], "")
+    assert len(units) == 2  # a and b balanced apart by size alone; they share h
+    assert [sum(p in u for p in (a, b)) for u in units if a in u] == [2]
+    assert sum(c in u for u in units) == 1
+
+
 def test_an_error_in_one_unit_keeps_that_unit_and_leaves_no_build(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "UNIT_BYTES", 1)
     monkeypatch.setattr(cache, "_cores", lambda: 2)
@@ -176,3 +188,42 @@ def test_probing_on_a_thread_gives_what_the_caller_would_find(tmp_path, fresh_pr
     assert n and len(_records(root)) == 1
     cache.probe_soon(root)  # recorded in this process: no second thread, no compiler run
     assert (cache.compiler(), cache.flags()) == found and len(fresh_probe) == n
+
+
+SHARED = "int ts_shared_twice(int x) { return 2 * x; }\n"
+
+
+def _module(root, k):
+    """A module of its own (answer + k) calling the shared object's function."""
+    src = f"int ts_shared_twice(int x);\nint answer(int x) {{ return ts_shared_twice(x) + {k}; }}\n"
+    return cache.load(src, "int answer(int x);", root, shared=[SHARED])
+
+
+def test_a_shared_part_is_compiled_once_and_linked_into_each_module(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    builds = []
+    real = cache._build_object
+    monkeypatch.setattr(cache, "_build_object", lambda *a: builds.append(a) or real(*a))
+    assert _module(root, 1).lib.answer(5) == 11
+    assert _module(root, 2).lib.answer(5) == 12
+    assert len(builds) == 1
+    kinds = sorted(e["name"][:4] for e in cache.entries(root))
+    assert kinds == ["tsk_", "tsk_", "tso_"] and all(e["ok"] for e in cache.entries(root))
+    assert cache.clear(root) == 3 and cache.entries(root) == []
+
+
+def test_a_truncated_shared_object_is_rebuilt(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    obj = cache.shared_object(SHARED, root)
+    size = os.path.getsize(obj)
+    with open(obj, "r+b") as f:
+        f.truncate(size // 2)
+    assert [e["ok"] for e in cache.entries(root)] == [False]
+    assert _module(root, 3).lib.answer(1) == 5  # links a rebuilt object
+    assert os.path.getsize(obj) == size and all(e["ok"] for e in cache.entries(root))
+
+
+def test_a_compile_error_in_a_shared_part_names_its_source(tmp_path):
+    with pytest.raises(cache.CompileError, match=r"(?s)failed/tso_\w+\.c.*undeclared"):
+        cache.load("int answer(int x) { return x; }\n", "int answer(int x);", str(tmp_path),
+                   shared=["int broken(void) { return missing; }\n"])

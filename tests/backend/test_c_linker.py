@@ -371,3 +371,19 @@ def test_big_reductions_split_their_outputs_over_threads(rng):
     for j in range(v.shape[1]):
         sj, mj = f(v[:, j:j + 1])
         assert sj.ravel()[0] == s.ravel()[j] and mj[0] == m[j]
+
+
+def test_functions_link_the_elementwise_driver_compiled_once(tmp_path, monkeypatch):
+    builds = []
+    real = cache._build_object
+    monkeypatch.setattr(cache, "_build_object", lambda *a: builds.append(a) or real(*a))
+    x = ts.dmatrix("x")
+    a = np.arange(6.0).reshape(2, 3)
+    with ts.config.change(compiledir=str(tmp_path)):
+        f = ts.function([x], ts.exp(x) + 1, mode=C)
+        g = ts.function([x], ts.sin(x) * 2, mode=C)
+    np.testing.assert_allclose(f(a.T), np.exp(a.T) + 1)  # strided: through the driver
+    np.testing.assert_allclose(g(a.T), np.sin(a.T) * 2)
+    assert len(builds) == 1 and "ts_drive" in builds[0][2]
+    names = sorted(e["name"][:4] for e in cache.entries(str(tmp_path)))
+    assert names == ["tsk_", "tsk_", "tso_"]

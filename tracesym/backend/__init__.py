@@ -27,5 +27,15 @@ def link_c(graph, config):
     return link(graph, config)
 
 
+def _prepare_c(config):
+    """Start what a first C build in `config.compiledir` needs whatever the graph (the
+    compiler's probe, the elementwise driver's object: `cache.prepare`) while the caller
+    still traces and rewrites."""
+    from .c import cache, cgen
+
+    cache.prepare(config.compiledir, [cgen.DRIVER], cgen.HEADER)
+
+
+link_c.prepare = _prepare_c
 _warned: list = []
 LINKERS["c"] = link_c

@@ -19,9 +19,10 @@ import inspect
 
 import numpy as np
 
+from ..config import config as _global_config
 from ..errors import InputError, UpdateError
 from .context import TraceFrame, _state, current_frame, eager_enabled, test_value, tracing
-from .function import HOOKS, Function, check_update_target, update_expression
+from .function import HOOKS, Function, check_update_target, prepared_linker, update_expression
 from .graph import SharedVariable, Variable, as_variable
 from .types import TensorType
 
@@ -155,6 +156,8 @@ class CompiledFunction:
         return placeholders, result, frame
 
     def _compile(self, bound, dynamic):
+        cfg = _global_config.snapshot()
+        prepared_linker(HOOKS["mode"](self.mode, cfg), cfg)  # while the function is traced
         placeholders, result, frame = self._trace(bound, dynamic, eager=False)
         flat, rebuild = _flatten(result)
         if result is not None and not isinstance(result, (dict, tuple, list)):

@@ -19,7 +19,8 @@ from ..errors import InputError, MissingInputError, UnusedInputError, UpdateErro
 from .graph import Constant, Graph, SharedVariable, Variable, as_variable, clone_replace, leaves
 from .printing import to_svg
 
-#: name -> callable(graph, config) returning a runner: runner(values) -> list of output values
+#: name -> callable(graph, config) returning a runner: runner(values) -> list of output values;
+#: its optional `prepare(config)` starts, before the graph is rewritten, work every link needs
 LINKERS: dict = {}
 #: set by `tracesym.rewrite`: "mode" resolves a mode argument to a Mode, "rewrite" maps
 #: (graph, mode) to the rewritten graph; "lower" lists functions (graph, mode) -> graph that
@@ -176,6 +177,15 @@ def _add(pool, pool_ids, pool_views, a):
         pool_views.append(a)
 
 
+def prepared_linker(mode, cfg):
+    """The linker `mode` selects, its `prepare` started: what every link needs runs while
+    the caller traces and rewrites."""
+    linker = LINKERS[mode.linker or cfg.linker]
+    if hasattr(linker, "prepare"):
+        linker.prepare(cfg)
+    return linker
+
+
 class Function:
     """A compiled function.  Call it with numpy arrays (or anything `np.asarray` takes),
     positionally or by input name; it returns numpy arrays in the outputs' structure.
@@ -189,6 +199,7 @@ class Function:
                  no_default_updates=False):
         cfg = _global_config.snapshot()
         self.mode = HOOKS["mode"](mode, cfg)
+        linker = prepared_linker(self.mode, cfg)
         if on_unused_input not in ("raise", "warn", "ignore"):
             raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
         self.config = cfg
@@ -225,7 +236,7 @@ class Function:
             for lower in HOOKS["lower"]:
                 self.graph = lower(self.graph, self.mode)
         self.graph.update_targets = targets
-        self._runner = LINKERS[self.mode.linker or cfg.linker](self.graph, cfg)
+        self._runner = linker(self.graph, cfg)
         self._n_in, self._n_out = len(self.inputs), len(flat)
         self._static_updates = [(k, t) for k, t in enumerate(targets)
                                 if any(s is not None for s in t.type.shape)]

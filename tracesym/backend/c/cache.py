@@ -15,7 +15,9 @@ the compiler.
 The compiler's time is most of a cold compile.  The source comes as parts (one per kernel);
 they are compiled in units, one per core at most, at the same time as cffi's wrapper, which
 only converts arguments and is compiled without optimisation (it would take the longest at
--O3); then one link.
+-O3); then one link.  Parts whose source is the same in every module that holds them (the
+elementwise driver, the row kernels of a dtype) are shared: each is compiled once per cache
+directory into an object (`tso_<key>/`, an entry like a module's) that modules link.
 
 An entry is a directory `<compiledir>/<module>/` holding the sources, the shared object and
 a checksum of the shared object, written last.  It is built in a private temporary directory
@@ -36,12 +38,14 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import cffi
 from cffi.recompiler import make_c_source
@@ -301,12 +305,12 @@ def _sha(path: str) -> str:
 
 
 class Entry:
-    """The files of one cached module."""
+    """The files of one cached module, or of one shared object (`suffix` ".o")."""
 
-    def __init__(self, root: str, name: str):
+    def __init__(self, root: str, name: str, suffix: str | None = None):
         self.name = name
         self.dir = os.path.join(root, name)
-        self.so = os.path.join(self.dir, name + sysconfig.get_config_var("EXT_SUFFIX"))
+        self.so = os.path.join(self.dir, name + (suffix or sysconfig.get_config_var("EXT_SUFFIX")))
         self.source = os.path.join(self.dir, name + ".c")
         self.checksum = os.path.join(self.dir, "checksum")
 
@@ -334,16 +338,19 @@ def cache_dir(root: str) -> str:
     return root
 
 
-def load(source, cdef: str, root: str, header: str = ""):
+def load(source, cdef: str, root: str, header: str = "", shared=()):
     """The compiled module (with `.lib` and `.ffi`) for `source`, building it if needed.
 
     `source` is C source text, or a list of parts (whole functions): a big module is
     compiled as several units in parallel, each part after `header` and `cdef`, the
     declarations, in plain C, of what the module exports.  A part may call what another
-    exports; what several parts share otherwise (static helpers, macros) goes in `header`."""
+    exports; what several parts share otherwise (static helpers, macros) goes in `header`.
+    `shared` parts are linked from their objects (`shared_object`: after `header` alone, so
+    each declares what it calls)."""
     parts = [source] if isinstance(source, str) else list(source)
     _recorded(cache_dir(root), write=True)
-    key = key_of(header + ("\n" if header else "") + "\n".join(parts), cdef)
+    key = key_of(header + ("\n" if header else "") + "\n".join(parts)
+                 + "".join("\0shared\0" + src for src in shared), cdef)
     name = "tsk_" + key[:24]
     mod = _loaded.get(name)
     if mod is not None:
@@ -352,10 +359,54 @@ def load(source, cdef: str, root: str, header: str = ""):
     if not entry.valid():
         with _locked(os.path.join(root, name + ".lock")):
             if not entry.valid():
-                _build(entry, header, parts, cdef, root)
+                _build(entry, header, parts, cdef, root, shared)
     mod = _import(entry)
     _loaded[name] = mod
     return mod
+
+
+#: shared object name -> the lock its build in this process holds (another thread that needs
+#: it waits for that build, then finds it in the cache)
+_object_locks: dict[str, threading.Lock] = {}
+
+
+def shared_object(source: str, root: str, header: str = "") -> str:
+    """The path of `source`'s object (compiled after `header` with the modules' flags),
+    building it if `root` does not hold it intact; many modules link it, each compiling
+    none of it."""
+    name = "tso_" + key_of(header + "\0" + source, "")[:24]
+    entry = Entry(root, name, ".o")
+    with _object_locks.setdefault(name, threading.Lock()):
+        if not entry.valid():
+            with _locked(os.path.join(root, name + ".lock")):
+                if not entry.valid():
+                    _build_object(entry, header, source, root)
+    return entry.so
+
+
+def prepare(root: str, shared=(), header: str = ""):
+    """Start, on a thread of its own, what a first build in `root` needs whatever the
+    kernels: the compiler's probe (`probe_soon`), then the objects of the `shared` parts
+    most modules hold, so that they compile while the caller still rewrites its graph."""
+    if root in _prepared:
+        return
+    _prepared.add(root)
+    probe_soon(root)
+
+    def run():
+        try:
+            cache_dir(root)
+            for src in shared:
+                shared_object(src, root, header)
+        except Exception:  # noqa: BLE001 (the build that needs them meets it and reports it)
+            pass
+
+    # not a daemon: a process that exits meanwhile waits for the build, which leaves no
+    # half-built entry behind
+    threading.Thread(target=run, name="tracesym-prepare").start()
+
+
+_prepared: set = set()
 
 
 class _locked:
@@ -373,15 +424,30 @@ class _locked:
 
 def _units(header: str, parts: list, cdef: str) -> list:
     """The parts grouped into compile units of `UNIT_BYTES` or more, at most one per core,
-    balanced by source size; each starts with `_PRELUDE`, `header` and `cdef`."""
+    balanced by source size; each starts with `_PRELUDE`, `header` and `cdef`.  Parts that
+    hold the same guarded helpers (`#ifndef TS_...`) go to one unit, which compiles them once."""
     n = max(1, min(_cores(), sum(map(len, parts)) // UNIT_BYTES))
+    together: dict[str, list] = {}  # helpers' guard -> the part indices holding them
+    clusters = []
+    for i, part in enumerate(parts):
+        guards = _GUARD.findall(part)
+        cluster = next((together[g] for g in guards if g in together), None)
+        if cluster is None:
+            cluster = []
+            clusters.append(cluster)
+        cluster.append(i)
+        for g in guards:
+            together[g] = cluster
     groups, sizes = [[] for _ in range(n)], [0] * n
-    for i in sorted(range(len(parts)), key=lambda i: -len(parts[i])):
+    for cluster in sorted(clusters, key=lambda c: -sum(len(parts[i]) for i in c)):
         g = sizes.index(min(sizes))
-        groups[g].append(i)
-        sizes[g] += len(parts[i])
+        groups[g] += cluster
+        sizes[g] += sum(len(parts[i]) for i in cluster)
     return [_PRELUDE + header + "\n" + cdef + "\n" + "\n".join(parts[i] for i in sorted(g))
             for g in groups if g]
+
+
+_GUARD = re.compile(r"^#ifndef (TS_\w+)", re.M)
 
 
 #: the C library headers cffi's wrapper includes before a module's own source
@@ -430,14 +496,16 @@ class _Jobs:
                 proc.communicate()
 
 
-def _build(entry: Entry, header: str, parts: list, cdef: str, root: str):
-    """Compile the kernel units and the cffi wrapper (argument conversion only: `WRAPPER_OPT`)
-    in parallel, link them, then publish the entry whole."""
+def _build(entry: Entry, header: str, parts: list, cdef: str, root: str, shared=()):
+    """Compile the kernel units, the cffi wrapper (argument conversion only: `WRAPPER_OPT`)
+    and the shared objects not yet built in parallel, link them, then publish the entry whole."""
     cc, fl = compiler()[0], list(flags())
     obj_flags = [cc, *fl, "-fvisibility=hidden", "-c"]  # kernels bind inside the module
     tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
     jobs, objs = _Jobs(), []
+    pool = ThreadPoolExecutor(len(shared)) if shared else None
     try:
+        linked = [pool.submit(shared_object, src, root, header) for src in shared]
         for k, unit in enumerate(_units(header, parts, cdef)):  # first: they need no cffi
             c_file = os.path.join(tmp, f"{entry.name}_{k}.c")
             with open(c_file, "w") as f:
@@ -452,23 +520,53 @@ def _build(entry: Entry, header: str, parts: list, cdef: str, root: str):
         inc = sysconfig.get_paths()["include"]
         jobs.start([*obj_flags, WRAPPER_OPT, f"-I{inc}", c_file, "-o", objs[-1]], c_file)
         res = jobs.wait()
+        linked = [f.result() for f in linked]  # a compile error in one raises here
         so = os.path.join(tmp, os.path.basename(entry.so))
         if res is None:
-            jobs.start([cc, *fl, *objs, "-o", so, *libs()], c_file)
+            jobs.start([cc, *fl, *objs, *linked, "-o", so, *libs()], c_file)
             res = jobs.wait()
         if res is not None:
             _compile_error(res, root)
         for o in objs:
             os.remove(o)
-        with open(os.path.join(tmp, "checksum"), "w") as f:
-            f.write(_sha(so) + "\n")
-        if os.path.isdir(entry.dir):  # corrupt or truncated: replaced whole
-            shutil.rmtree(entry.dir)
-        os.replace(tmp, entry.dir)
+        _publish(entry, tmp, so)
+    finally:
+        jobs.stop()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_object(entry: Entry, header: str, source: str, root: str):
+    """Compile one shared object (`shared_object`) and publish its entry whole."""
+    cc, fl = compiler()[0], list(flags())
+    tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
+    jobs = _Jobs()
+    try:
+        c_file = os.path.join(tmp, entry.name + ".c")
+        with open(c_file, "w") as f:
+            f.write(_PRELUDE + header + "\n" + source)
+        obj = c_file[:-2] + ".o"
+        jobs.start([cc, *fl, "-fvisibility=hidden", "-c", c_file, "-o", obj], c_file)
+        res = jobs.wait()
+        if res is not None:
+            _compile_error(res, root)
+        _publish(entry, tmp, obj)
     finally:
         jobs.stop()
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(entry: Entry, tmp: str, product: str):
+    """Write `product`'s checksum last and move the build directory `tmp` into place (a
+    corrupt or truncated entry there is replaced whole)."""
+    with open(os.path.join(tmp, "checksum"), "w") as f:
+        f.write(_sha(product) + "\n")
+    if os.path.isdir(entry.dir):
+        shutil.rmtree(entry.dir)
+    os.replace(tmp, entry.dir)
 
 
 def _compile_error(res: dict, root: str):
@@ -497,14 +595,15 @@ def _import(entry: Entry):
 # -- inspection (python -m tracesym cache ...) ---------------------------------------------------
 
 def entries(root: str) -> list[dict]:
-    """One dict per cached module: name, size in bytes, mtime, whether it is intact."""
+    """One dict per cached module or shared object: name, size in bytes, mtime, whether it is
+    intact."""
     out = []
     if not os.path.isdir(root):
         return out
     for name in sorted(os.listdir(root)):
-        if not name.startswith("tsk_") or not os.path.isdir(os.path.join(root, name)):
+        if not name.startswith(_ENTRY_PREFIXES) or not os.path.isdir(os.path.join(root, name)):
             continue
-        e = Entry(root, name)
+        e = Entry(root, name, ".o" if name.startswith("tso_") else None)
         try:
             ok = e.valid()
         except CacheError:
@@ -512,6 +611,10 @@ def entries(root: str) -> list[dict]:
         size = sum(os.path.getsize(os.path.join(e.dir, f)) for f in os.listdir(e.dir))
         out.append({"name": name, "bytes": size, "mtime": os.path.getmtime(e.dir), "ok": ok})
     return out
+
+
+#: the names of modules' entries and of shared objects' entries
+_ENTRY_PREFIXES = ("tsk_", "tso_")
 
 
 def clear(root: str) -> int:
@@ -523,7 +626,7 @@ def clear(root: str) -> int:
     _check_owner(root)
     for name in os.listdir(root):
         p = os.path.join(root, name)
-        if name.startswith("tsk_") and os.path.isdir(p):
+        if name.startswith(_ENTRY_PREFIXES) and os.path.isdir(p):
             shutil.rmtree(p)
             n += 1
         elif (name.startswith((".build-", "toolchain-", ".toolchain-")) or name.endswith(".lock")

@@ -5,7 +5,7 @@ into two C functions: `<name>_contig` for operands that are C-contiguous and all
 output's shape, and `<name>_strided`, an n-d loop over byte strides (broadcast dims have
 stride 0, negative strides work).  Both run one `restrict` row loop that the compiler
 vectorizes, calling libmvec for exp, tanh, ...: contig over the whole array, strided over
-each row once its dims are collapsed, through `ts_drive` (`DRIVER`, one copy per module),
+each row once its dims are collapsed, through `ts_drive` (`DRIVER`, an object shared by every module),
 which gathers operands of other strides into buffers and packs short rows.
 Every element, a row's last ones included, goes through the same vector code, so a value
 does not depend on where it lies in memory.  From `parallel_min` elements on (fewer for a
@@ -227,8 +227,8 @@ int ts_par_contig(int64_t n, int nops, const int *size, char *const *base, char 
 int ts_threads(void);"""
 
 
-#: `ts_drive` (declared in HEADER), the strided loop of every elementwise kernel: one copy
-#: per module, a part of its own
+#: `ts_drive` (declared in HEADER), the strided loop of every elementwise kernel: compiled
+#: once per cache directory, an object every module links (`cache.shared_object`)
 DRIVER = r"""
 #ifdef _OPENMP
 #include <omp.h>
@@ -580,11 +580,11 @@ def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[
     Both run `<name>_row`, one `restrict` loop over unit-stride operands that the compiler
     vectorizes (libmvec calls for exp, tanh, ...): contig over the whole array, or over
     blocks on OpenMP's threads; strided over each row of its collapsed dims (`ts_collapse`)
-    through the module's one `ts_drive` (`DRIVER`), which gathers into buffers what does not
+    through the one `ts_drive` (`DRIVER`), which gathers into buffers what does not
     step by one element (a broadcast value, a negative or wider stride) and packs short
     rows.  The kernel's own code is its vector loop: the threaded and strided loops are
-    shared by every kernel of the module, compiled once (a kernel compiles in a third of the
-    time a kernel with loops of its own took)."""
+    shared by every kernel, compiled once per cache directory (a kernel compiles in a third
+    of the time a kernel with loops of its own took)."""
     k = _Elemwise(name, program, scalars, ndim)
     decl = (f"int {name}_contig(int64_t n, {k.params});\n"
             f"int {name}_strided(const int64_t *meta, {k.params});\n")

@@ -6,8 +6,9 @@ rows and argmax in `rows.py`, row increments of an embedding gradient in `scatte
 updates through numpy's CBLAS in `gemm.py`), and every other Op its numpy `perform`, all in
 the same schedule.
 
-All kernels of one function are rendered into one C module and compiled by one compiler call,
-cached on disk (`cache.py`).  Identical kernels (same program, dtypes, ndim) share code.
+All kernels of one function are rendered into one C module, cached on disk (`cache.py`);
+the elementwise driver is an object compiled once per cache directory that every module
+links.  Identical kernels (same program, dtypes, ndim) share code.
 
 Storage follows the numpy linker: a slot is dropped after its last reader, destructive nodes
 (`destroy_map`) write into their input's buffer.  A slot is *private* when a kernel that
@@ -188,6 +189,7 @@ def _compile_kernels(nodes, kinds, compiledir, whole, names, extra=()):
     """`_compile` of the generated kernels and the `extra` (source, declarations) parts
     (`names` receives the kernels' names)."""
     parts, decls = [src for src, _ in extra], [decl for _, decl in extra]
+    shared = []
     for k, (kind, key) in kinds.items():
         if kind in ("op", "matmul") or key in names:
             continue
@@ -198,14 +200,14 @@ def _compile_kernels(nodes, kinds, compiledir, whole, names, extra=()):
         parts.append(src)
         decls.append(decl)
     if any(kind == "elemwise" and key[2] > 0 for kind, key in kinds.values()):
-        parts.append(cgen.DRIVER)  # the loops of kernels over arrays (not 0-d ones)
+        shared.append(cgen.DRIVER)  # the loops of kernels over arrays (not 0-d ones)
     if whole is not None:  # the kernels' prototypes first: it may be a unit of its own
         src, decl = entry.render(whole[0], names, *whole[1:])
         parts.append("".join(decls) + src)
         decls.append(decl)
-    if not parts:
+    if not parts and not shared:
         return names, None, None
-    mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER)
+    mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER, shared=shared)
     if whole is not None and any(kind == "matmul" for kind, *_ in whole[0]):
         blas.bind(mod.lib, mod.ffi)
     return names, mod.lib, mod.ffi
