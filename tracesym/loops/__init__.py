@@ -4,7 +4,7 @@ gradient (another scan, going backwards), its rewrites, and `map`/`reduce`/`fold
 Importing this package registers the scan rewrites and hooks the rewriter so that each
 function compiles the inner graphs of its scans with its own mode."""
 
-from . import rewrites  # noqa: F401  (registers the rules and the compile hook)
+from . import rewrites, warm  # noqa: F401  (registers the rules and the compile hooks)
 from .op import Scan
 from .scan import foldl, foldr, map, reduce, scan
 

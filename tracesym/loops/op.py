@@ -173,6 +173,7 @@ class Scan(Op):
         #: call's values: set by `compiled_scan`
         self.specialize = None
         self._special: dict = {}  # shapes of the inner inputs -> _Inner
+        self._warming: dict = {}  # shapes -> future _Inner (or None), being lowered (`warm`)
         self._kinds = self._storage_kinds()
         self._compiled: dict = {}
 
@@ -280,17 +281,27 @@ class Scan(Op):
         trusted = getattr(run, "validated", None) if fed_back_typed else None
         return _Inner(graph, run, trusted, _read_by_products(graph, self.n_seqs + self.n_taps))
 
+    @staticmethod
+    def signature(seqs, inits, nons) -> tuple:
+        """The shapes of the values a step is specialised to (see `specialize`)."""
+        return (tuple(a.shape[1:] for a in seqs), tuple(a.shape[1:] for a in inits),
+                tuple(map(_non_key, nons)))
+
     def _inner_for(self, seqs, inits, nons) -> "_Inner":
         """The lowered step for values of these shapes: the step specialised to them (see
         `specialize`) where it can be, else the step as compiled for any shapes."""
         if self.specialize is None:
             self.runner()
             return self._generic
-        sig = (tuple(a.shape[1:] for a in seqs), tuple(a.shape[1:] for a in inits),
-               tuple(map(_non_key, nons)))
+        sig = self.signature(seqs, inits, nons)
         inner = self._special.get(sig)
         if inner is None:
-            inner = None if len(self._special) >= MAX_SPECIALIZED else self._specialized(sig)
+            pending = self._warming.pop(sig, None)
+            if pending is not None:
+                inner = pending.result()
+            elif len(self._special) < MAX_SPECIALIZED:
+                graph = self._rewritten(sig)
+                inner = None if graph is None else self._lower(graph)
             if inner is None:
                 self.runner()
                 inner = self._generic
@@ -298,10 +309,25 @@ class Scan(Op):
                 self._special[sig] = inner
         return inner
 
-    def _specialized(self, sig):
-        """The step traced again on inputs of the static shapes `sig`, rewritten with the
-        function's mode and lowered; None where the step does not type on them (its shapes
-        are then checked as it runs, which names the user's line)."""
+    def warm(self, sig, pool):
+        """The step specialised to the shapes `sig` before the loop runs (its graph, or None
+        where it is not): rewritten here and lowered (its kernels compiled) on `pool`; the
+        loop takes it when it meets those shapes."""
+        if self.specialize is None:
+            return None
+        if sig in self._special:
+            return self._special[sig].graph
+        if len(self._special) + len(self._warming) >= MAX_SPECIALIZED or sig in self._warming:
+            return None
+        graph = self._rewritten(sig)
+        if graph is not None:
+            self._warming[sig] = pool.submit(self._lower, graph)
+        return graph
+
+    def _rewritten(self, sig):
+        """The step traced again on inputs of the static shapes `sig` and rewritten with the
+        function's mode; None where the step does not type on them (its shapes are then
+        checked as it runs, which names the user's line)."""
         from ..trace.graph import clone_replace
         from ..rewrite.engine import RewriteError
         from ..rewrite.mode import rewrite_graph
@@ -327,10 +353,9 @@ class Scan(Op):
         except (TracesymError, TypeError, ValueError, IndexError):
             return None  # the generic step raises it as it runs, naming the line
         try:
-            graph = compile_scans(rewrite_graph(Graph(fresh, outs), mode), mode)
+            return compile_scans(rewrite_graph(Graph(fresh, outs), mode), mode)
         except RewriteError:  # a rule that cannot keep the types it was given: run as compiled
             return None
-        return self._lower(graph)
 
     def _typed(self, node, inputs) -> bool:
         """Whether the outer values are arrays of exactly the node's input types, so every row

@@ -28,6 +28,7 @@ from ..ops.subtensor import IncSubtensor, Subtensor
 from ..trace import function as _function
 from ..trace.graph import Constant, Graph, applies_between, clone_replace, leaves
 from .op import Scan
+from .warm import warmer
 
 
 def _read(graph, v) -> bool:
@@ -613,6 +614,7 @@ def compile_scans(graph, mode):
 
 
 _function.HOOKS["lower"].append(compile_scans)
+_function.HOOKS["warm"].append(warmer)
 
 __all__ = ["scan_remove_unused", "scan_merge", "scan_hoist_invariant", "scan_hoist_sequence_work",
            "scan_push_out_accumulated_product", "scan_keep_last",

@@ -24,8 +24,10 @@ from .printing import to_svg
 LINKERS: dict = {}
 #: set by `tracesym.rewrite`: "mode" resolves a mode argument to a Mode, "rewrite" maps
 #: (graph, mode) to the rewritten graph; "lower" lists functions (graph, mode) -> graph that
-#: prepare a rewritten copy for linking (the loops package compiles its inner graphs there)
-HOOKS: dict = {"lower": []}
+#: prepare a rewritten copy for linking (the loops package compiles its inner graphs there);
+#: "warm" lists functions graph -> None or warm(values), called with the values of a
+#: function's first call to start work the call needs, returning finish(), called after it
+HOOKS: dict = {"lower": [], "warm": []}
 
 
 def _flatten_outputs(outputs):
@@ -252,7 +254,24 @@ class Function:
             if v.name:
                 self._names[v.name] = _AMBIGUOUS if v.name in self._names else i
         self._single = not isinstance(outputs, (dict, list, tuple))
+        warms = [w for w in (hook(self.graph) for hook in HOOKS["warm"]) if w is not None]
+        if warms:
+            self._run = self._first_run(self._run, warms)
         self._call = self._caller()
+
+    def _first_run(self, run, warms):
+        """`run` for the first call: `warms` see its values first, and what they started is
+        finished before it returns; later calls go straight to `run`."""
+        def first(vals):
+            self._run = run
+            self._call = self._caller()
+            finishes = [warm(vals) for warm in warms]
+            try:
+                return run(vals)
+            finally:
+                for finish in finishes:
+                    finish()
+        return first
 
     def _check_inputs(self, exprs, on_unused_input):
         used = leaves(self.inputs, exprs)
