@@ -255,3 +255,42 @@ def test_numpy_blas_is_found():
     found = blas.cblas()
     assert found is not None and found[2] in ("int", "int64_t")
     assert any("blas" in p.lower() for p in blas._numpy_blas_paths())
+
+
+@pytest.fixture
+def big():
+    """A function of one big output (RECYCLE_BYTES or more) and a small one."""
+    x = ts.dvector("x")
+    n = entry.RECYCLE_BYTES // 8 + 16
+    f = ts.function([x], [ts.exp(x) + 1, (x * 2).sum()], mode=C)
+    return f, np.linspace(0, 1, n)
+
+
+def test_a_big_output_the_caller_dropped_is_written_again(big):
+    import weakref
+
+    f, x = big
+    address = f(x)[0].ctypes.data  # the result is dropped at once
+    out, total = f(x * 0.5)
+    assert out.ctypes.data == address  # the same memory, no new pages to map
+    np.testing.assert_allclose(out, np.exp(x * 0.5) + 1)
+    np.testing.assert_allclose(total, (x * 0.5 * 2).sum())
+    held = weakref.ref(out)  # a weak reference keeps the result out of reuse too
+    del out
+    again = f(x)[0]
+    np.testing.assert_allclose(again, np.exp(x) + 1)
+    kept = held()  # released with the caller's last reference, or as it was: not reused
+    assert kept is None or (kept is not again and np.allclose(kept, np.exp(x * 0.5) + 1))
+
+
+@pytest.mark.parametrize("keep", ["array", "view"])
+def test_an_output_the_caller_still_references_is_never_written_again(big, keep):
+    f, x = big
+    first = f(x)[0]
+    kept = first if keep == "array" else first[::2]
+    del first
+    second = f(x * 2)[0]
+    assert not np.shares_memory(kept, second)
+    want = np.exp(x) + 1
+    np.testing.assert_allclose(kept, want if keep == "array" else want[::2])
+    np.testing.assert_allclose(second, np.exp(x * 2) + 1)

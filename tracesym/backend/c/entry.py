@@ -13,7 +13,8 @@ elementwise kernels is then one C call.
 Both tables depend only on the layout (shape and strides) of the arguments, so they are
 built once per layout (`Plan`) and kept: a plan owns the intermediates' buffers, reused by
 every call with that layout (private buffers, as in the module doc of `linker`).  A call
-then costs the layout check, one `np.empty` per output and the one C call (`fast_runner`).
+then costs the layout check, one `np.empty` per output (or the big output of the call
+before, which the caller dropped) and the one C call (`fast_runner`).
 Layouts a plan does not cover (zero-size arrays, non-contiguous arguments, shapes that do not
 broadcast) and kernels that report a status (a numpy error) go to the per-node runner, which
 runs or raises as usual.
@@ -22,12 +23,17 @@ runs or raises as usual.
 from __future__ import annotations
 
 import math
+import sys
+import weakref
 
 import numpy as np
 
 from . import blas
 
 ENTRY = "ts_entry"
+#: outputs of this many bytes or more are recycled once their caller drops them
+#: (`fast_runner`): below it, malloc hands back memory already mapped
+RECYCLE_BYTES = 1 << 20
 
 
 def eligible(kinds, n_nodes, out_slots, made) -> bool:
@@ -209,11 +215,14 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
                 [(arrays[s].shape, arrays[s].dtype) for s in out_slots])
 
 
-def fast_runner(fn, ffi, plan_for, slow, n_in, n_out):
+def fast_runner(fn, ffi, plan_for, slow, n_in, out_ndims):
     """`run(values)` calling entry `fn` once with the plan of the arguments' layout (made by
     `plan_for(values)`, None where the entry does not apply: `slow(values)` runs instead).
-    The current plan's fields sit in one list, `cur`: [layout, m, t, plan, shape0, dtype0, ...]
-    (the plan itself keeps alive the buffers m and t point into)."""
+    The current plan's fields sit in one list, `cur`: [layout, m, t, plan, then per output
+    shape, dtype, spare, recycles] (the plan itself keeps alive the buffers m and t point
+    into).  An output of `RECYCLE_BYTES` or more is kept as the spare: the next call writes
+    into it again where nothing else references it any more (the caller dropped the
+    result), instead of a new array whose every page the system must map and zero."""
     vs = "".join(f"v{j}, " for j in range(n_in))
     key = "(" + "".join(f"v{j}.shape, v{j}.strides, " for j in range(n_in)) + ")"
     src = ["def run(values):"]
@@ -222,7 +231,17 @@ def fast_runner(fn, ffi, plan_for, slow, n_in, n_out):
     src += [f"    key = {key}",
             "    if key != cur[0] and not switch(key, values):",
             "        return slow(values)"]
-    src += [f"    o{j} = empty(cur[{4 + 2 * j}], cur[{5 + 2 * j}])" for j in range(n_out)]
+    for j, nd in enumerate(out_ndims):
+        c = 4 + 4 * j
+        if nd == 0:  # one element: nothing to map
+            src.append(f"    o{j} = empty(cur[{c}], cur[{c + 1}])")
+            continue
+        src += [f"    o{j} = cur[{c + 2}]",  # referenced by cur, o{j} and getrefcount only
+                f"    if o{j} is None or refs(o{j}) != 3 or weakrefs(o{j}):",
+                f"        o{j} = empty(cur[{c}], cur[{c + 1}])",
+                f"        if cur[{c + 3}]:",
+                f"            cur[{c + 2}] = o{j}"]
+    n_out = len(out_ndims)
     args = "".join(f"fb(v{j}), " for j in range(n_in)) + "".join(
         f"fb(o{j}), " for j in range(n_out))
     src += [f"    if fn(cur[1], cur[2], {args}):",
@@ -240,11 +259,13 @@ def fast_runner(fn, ffi, plan_for, slow, n_in, n_out):
             plan = plans[key] = plan_for(values) or False
         if plan is False:
             return False
-        cur[:] = [key, plan.m, plan.t, plan] + [x for out in plan.outs for x in out]
+        cur[:] = [key, plan.m, plan.t, plan] + [
+            x for shape, dt in plan.outs
+            for x in (shape, dt, None, math.prod(shape) * dt.itemsize >= RECYCLE_BYTES)]
         return True
 
     scope = {"cur": cur, "switch": switch, "slow": slow, "empty": np.empty, "fn": fn,
-             "fb": ffi.from_buffer}
+             "fb": ffi.from_buffer, "refs": sys.getrefcount, "weakrefs": weakref.getweakrefcount}
     exec(compile("\n".join(src) + "\n", "<tracesym entry>", "exec"), scope)
     run = scope["run"]
     run.plans = plans

@@ -327,7 +327,7 @@ def link_c(graph, config):
             getattr(lib, entry.ENTRY), ffi,
             lambda values: entry.make_plan(nodes, program, trusted, ffi, values, in_slots,
                                            out_slots, init),
-            slow, len(in_slots), len(out_slots))
+            slow, len(in_slots), [v.ndim for v in graph.outputs])
         out_fresh = [True] * len(out_slots)
     run.fallbacks = fallbacks
     run.fresh = out_fresh
