@@ -15,9 +15,10 @@ the compiler.
 The compiler's time is most of a cold compile.  The source comes as parts (one per kernel);
 they are compiled in units, one per core at most, at the same time as cffi's wrapper, which
 only converts arguments and is compiled without optimisation (it would take the longest at
--O3); then one link.  Parts whose source is the same in every module that holds them (the
-elementwise driver, the row kernels of a dtype) are shared: each is compiled once per cache
-directory into an object (`tso_<key>/`, an entry like a module's) that modules link.
+-O3); then one link.  A part whose source is the same in every module that holds it (the
+elementwise driver) is shared: compiled once per cache directory into an object
+(`tso_<key>/`, an entry like a module's) that modules link.  Parts that share static
+helpers go to one unit.
 
 An entry is a directory `<compiledir>/<module>/` holding the sources, the shared object and
 a checksum of the shared object, written last.  It is built in a private temporary directory

@@ -413,6 +413,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
     plain = not partial and not destroy  # every output a new array of the loop's shape
     zero_d = nd == 0  # every output 0-d too
     broadcasts = {}  # (shape, strides) of every argument -> (loop shape, strided metadata)
+    sized = {}  # shape of every argument -> (loop shape, each output's: some read fewer inputs)
 
     def step(args):
         if not trusted:
@@ -437,9 +438,8 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
                 if status:
                     _raise(status)
                 return outs
-        shape = shapes[0] if same else _broadcast(
-            *shapes, *(args[i].shape for i in scalars), (1,) * nd)
         if plain and same:  # the common case, in short: outputs are contiguous, of `shape`
+            shape = shapes[0]
             outs = [_out_buffer(cached, j, shape, dt) if private[j] else np.empty(shape, dt)
                     for j, dt in enumerate(out_dts)]
             if 0 in shape:
@@ -450,9 +450,16 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
                     _raise(status)
                 return outs
             return run_strided(args, outs, shape)
-        out_shapes = [shape] * len(out_dts)
-        for j, deps in partial:
-            out_shapes[j] = _broadcast(*(args[i].shape for i in deps))
+        key = tuple([a.shape for a in args])
+        known = sized.get(key)
+        if known is None:
+            shape = shapes[0] if same else _broadcast(
+                *shapes, *(args[i].shape for i in scalars), (1,) * nd)
+            out_shapes = [shape] * len(out_dts)
+            for j, deps in partial:
+                out_shapes[j] = _broadcast(*(args[i].shape for i in deps))
+            known = _remember(sized, key, (shape, out_shapes))
+        shape, out_shapes = known
         if partial and 0 in shape and any(0 not in s for s in out_shapes):
             # the loop runs zero times, but an output is not empty; copies keep it fresh
             return [r.copy() for r in perform(args)]
