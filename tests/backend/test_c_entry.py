@@ -294,3 +294,19 @@ def test_an_output_the_caller_still_references_is_never_written_again(big, keep)
     want = np.exp(x) + 1
     np.testing.assert_allclose(kept, want if keep == "array" else want[::2])
     np.testing.assert_allclose(second, np.exp(x * 2) + 1)
+
+
+def test_several_schedules_link_into_one_module_each_with_its_entry(rng):
+    from tracesym.backend import link_c_many
+
+    x, w = ts.dmatrix("x"), ts.dmatrix("w")
+    graphs = [ts.function([x, w], out, mode=C).graph
+              for out in ([ts.tanh(x @ w) + 1], [ts.exp(x @ w).sum(axis=1)], [(x * 2) @ w])]
+    runs = link_c_many(graphs, ts.config.snapshot())
+    assert len({id(r.module) for r in runs}) == 1  # one module: one wrapper, one link
+    xv, wv = rng.normal(size=(3, 4)), rng.normal(size=(4, 5))
+    want = [np.tanh(xv @ wv) + 1, np.exp(xv @ wv).sum(axis=1), (xv * 2) @ wv]
+    for run, w_ in zip(runs, want):
+        assert hasattr(run.validated, "plans")  # each schedule runs as its own one entry
+        (got,) = run.validated([xv, wv])
+        np.testing.assert_allclose(got, w_, rtol=1e-12)

@@ -27,6 +27,17 @@ def link_c(graph, config):
     return link(graph, config)
 
 
+def link_c_many(graphs, config):
+    """The runners of several graphs, their kernels in one module (`linker.link_many`)."""
+    from .c import cache
+
+    if cache.toolchain_problem(config.compiledir) is not None:
+        return [link_c(g, config) for g in graphs]  # the numpy linker, with its warning
+    from .c.linker import link_many
+
+    return link_many(graphs, config)
+
+
 def _prepare_c(config):
     """Start what a first C build in `config.compiledir` needs whatever the graph (the
     compiler's probe, the elementwise driver's object: `cache.prepare`) while the caller
@@ -37,5 +48,6 @@ def _prepare_c(config):
 
 
 link_c.prepare = _prepare_c
+link_c.many = link_c_many
 _warned: list = []
 LINKERS["c"] = link_c

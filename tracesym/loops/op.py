@@ -24,6 +24,8 @@ a loop over ever new shapes, runs the step compiled for any shapes.
 
 from __future__ import annotations
 
+from concurrent import futures
+
 import numpy as np
 
 from ..errors import ScanError, TracesymError
@@ -119,6 +121,26 @@ def _non_key(v):
     if type(v) is np.ndarray and v.dtype.kind in "iu" and v.ndim == 1 and v.size <= 8:
         return shape, tuple(v.tolist())
     return shape, None
+
+
+def lower_together(ops, graphs) -> list:
+    """Each scan op's step graph lowered (`_Inner`), the graphs of a linker that links
+    several at once (`many`: its kernels in one module) together."""
+    from ..config import config
+    from ..trace.function import LINKERS
+
+    cfg = config.snapshot()
+    by_linker: dict = {}
+    for j, op in enumerate(ops):
+        by_linker.setdefault(op.linker or cfg.linker, []).append(j)
+    inners = [None] * len(ops)
+    for name, js in by_linker.items():
+        link = LINKERS[name]
+        many = getattr(link, "many", None)
+        runs = many([graphs[j] for j in js], cfg) if many else [link(graphs[j], cfg) for j in js]
+        for j, run in zip(js, runs):
+            inners[j] = ops[j]._inner(graphs[j], run)
+    return inners
 
 
 class _Inner:
@@ -272,7 +294,9 @@ class Scan(Op):
         from ..trace.function import LINKERS
 
         cfg = config.snapshot()
-        run = LINKERS[self.linker or cfg.linker](graph, cfg)
+        return self._inner(graph, LINKERS[self.linker or cfg.linker](graph, cfg))
+
+    def _inner(self, graph, run) -> "_Inner":
         # a state fed back as-is (the ring of `keep_last`) must have its taps' type for the
         # runner that trusts its inputs' dtypes and ndims
         _, i_taps, _ = self.split_inner()
@@ -309,20 +333,22 @@ class Scan(Op):
                 self._special[sig] = inner
         return inner
 
-    def warm(self, sig, pool):
-        """The step specialised to the shapes `sig` before the loop runs (its graph, or None
-        where it is not): rewritten here and lowered (its kernels compiled) on `pool`; the
-        loop takes it when it meets those shapes."""
+    def warm(self, sig):
+        """The step specialised to the shapes `sig` before the loop runs: (its graph, a new
+        Future the caller resolves with the lowered step, `_Inner`), (graph, None) where it
+        is lowered already, or None where the step is not specialised to them.  The loop
+        takes the future's step when it meets those shapes."""
         if self.specialize is None:
             return None
         if sig in self._special:
-            return self._special[sig].graph
+            return self._special[sig].graph, None
         if len(self._special) + len(self._warming) >= MAX_SPECIALIZED or sig in self._warming:
             return None
         graph = self._rewritten(sig)
-        if graph is not None:
-            self._warming[sig] = pool.submit(self._lower, graph)
-        return graph
+        if graph is None:
+            return None
+        self._warming[sig] = pending = futures.Future()
+        return graph, pending
 
     def _rewritten(self, sig):
         """The step traced again on inputs of the static shapes `sig` and rewritten with the

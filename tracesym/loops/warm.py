@@ -7,21 +7,22 @@ their steps one after the other, the second once the first has run.  On the firs
 function with several such scans, `warmer`'s hook works out the shapes each scan will see
 from the arguments' shapes: sizes through each Op's `infer_shape`, the small integer vectors
 a step reads (shapes hoisted out of it) through the Op's `perform` on the few numbers they
-hold.  Each step whose shapes it finds is rewritten there and lowered on a thread of its
-own, so the compilers of all steps run at once while the call goes on (`Scan.warm`).  A
-scan whose shapes depend on what the function computes, or were told wrong, specialises as
-it runs, as before; the call waits for every step it started before it returns."""
+hold.  Each step whose shapes it finds is rewritten there; then all are lowered together on
+a thread (the C linker compiles their kernels into one module: one wrapper, one link) while
+the call goes on (`Scan.warm`).  A scan whose shapes depend on what the function computes,
+or were told wrong, specialises as it runs, as before; the call waits for every step it
+started before it returns."""
 
 from __future__ import annotations
 
+import threading
 from concurrent import futures
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..ops.shape import Shape, ShapeI
 from ..trace.graph import Constant, as_variable
-from .op import Scan
+from .op import Scan, lower_together
 
 #: the most elements of an integer value worked out through `perform` (shapes, not data)
 SMALL = 64
@@ -38,29 +39,45 @@ def warmer(graph):
     order = order[:order.index(scans[-1]) + 1]
 
     def warm(values):
-        pool = ThreadPoolExecutor(len(scans), thread_name_prefix="tracesym-scan")
-        started = {}  # (op, signature) -> the future lowering
+        todo = []  # (op, signature, step graph, future step): lowered once all are found
 
         def at_scan(node, sig):
-            step = node.op.warm(sig, pool)
-            if sig in node.op._warming:
-                started[node.op, sig] = node.op._warming[sig]
+            got = node.op.warm(sig)
+            if got is None:
+                return None
+            step, pending = got
+            if pending is not None:
+                todo.append((node.op, sig, step, pending))
             return step
 
         try:
             walk(graph.inputs, values, order, at_scan)
         except Exception:  # noqa: BLE001 (a guess: the scans learn their shapes as they run)
             pass
-        pool.shutdown(wait=False)
+        if todo:
+            threading.Thread(target=_lower, args=(todo,), name="tracesym-scans").start()
 
         def finish():
-            futures.wait(list(started.values()))
-            for op, sig in started:  # a step no loop took: the guess was wrong
-                op._warming.pop(sig, None)
+            futures.wait([pending for *_, pending in todo])
+            for op, sig, _, pending in todo:  # a step no loop took: the guess was wrong
+                if op._warming.get(sig) is pending:
+                    del op._warming[sig]
 
         return finish
 
     return warm
+
+
+def _lower(todo):
+    """Lower the steps of `todo` together (`lower_together`) and hand each to its future."""
+    try:
+        inners = lower_together([t[0] for t in todo], [t[2] for t in todo])
+    except BaseException as e:  # noqa: BLE001 (each loop that takes its step raises it)
+        for *_, pending in todo:
+            pending.set_exception(e)
+    else:
+        for (*_, pending), inner in zip(todo, inners):
+            pending.set_result(inner)
 
 
 def walk(inputs, values, order, at_scan):

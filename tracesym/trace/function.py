@@ -20,7 +20,8 @@ from .graph import Constant, Graph, SharedVariable, Variable, as_variable, clone
 from .printing import to_svg
 
 #: name -> callable(graph, config) returning a runner: runner(values) -> list of output values;
-#: its optional `prepare(config)` starts, before the graph is rewritten, work every link needs
+#: its optional `prepare(config)` starts, before the graph is rewritten, work every link needs,
+#: and `many(graphs, config)` links several graphs at once
 LINKERS: dict = {}
 #: set by `tracesym.rewrite`: "mode" resolves a mode argument to a Mode, "rewrite" maps
 #: (graph, mode) to the rewritten graph; "lower" lists functions (graph, mode) -> graph that

@@ -70,9 +70,10 @@ def blas_meta(a, b):
     return m if max(m) < 2**31 else None
 
 
-def render(program, names, in_slots, out_slots) -> tuple[str, str]:
-    """(C source, cdef) of `ts_entry(m, t, i0.., o0..)`.  `program`: per node (kind, kernel
-    key, input slots, output slots); `names`: kernel key -> C name.  m[k] is node k's
+def render(program, names, in_slots, out_slots, tag: str = "") -> tuple[str, str]:
+    """(C source, cdef) of `ts_entry<tag>(m, t, i0.., o0..)`.  `program`: per node (kind, kernel
+    key, input slots, output slots); `names`: kernel key -> C name; `tag` tells apart the
+    entries of several schedules in one module (their tables and BLAS pointers too).  m[k] is node k's
     metadata: for an elementwise node [1, n] (contiguous loop over n elements) or [0, strided
     metadata...]; t[j] the pointer of the j-th other slot (in order of `table_slots`).
 
@@ -100,25 +101,26 @@ def render(program, names, in_slots, out_slots) -> tuple[str, str]:
     params = ", ".join(["int64_t **m", "char **t"] + [f"char *i{j}" for j in range(len(in_slots))]
                        + [f"char *o{j}" for j in range(len(out_slots))])
     gemm = any(kind == "matmul" for kind, *_ in cases)
-    src = [blas.decls()] if gemm else []
+    blas_tag = blas_prefix(tag)
+    src = [blas.decls(blas_tag)] if gemm else []
     src.append("typedef void (*ts_any)(void);")
     for table, kind, suffix in (("ts_fc", "elemwise", "_contig"), ("ts_fs", "elemwise", "_strided"),
                                 ("ts_fr", "reduce", "")):
         if fns[kind]:
-            src.append(f"static const ts_any {table}[] = "
+            src.append(f"static const ts_any {table}{tag}[] = "
                        f"{{{', '.join(f'(ts_any){n}{suffix}' for n in fns[kind])}}};")
-    src.append(f"static const int32_t ts_prog[] = {{{', '.join(map(str, prog))}}};")
-    src += [f"int {ENTRY}({params})", "{", f"  char *p[{max(len(slots), 1)}];"]
+    src.append(f"static const int32_t ts_prog{tag}[] = {{{', '.join(map(str, prog))}}};")
+    src += [f"int {ENTRY}{tag}({params})", "{", f"  char *p[{max(len(slots), 1)}];"]
     src += [f"  p[{j}] = i{j};" for j in range(len(in_slots))]
     src += [f"  p[{len(in_slots) + j}] = o{j};" for j in range(len(out_slots))]
     first = len(in_slots) + len(out_slots)
     if len(slots) > first:
         src.append(f"  for (int j = {first}; j < {len(slots)}; j++) p[j] = t[j - {first}];")
-    src += ["  const int32_t *c = ts_prog;", f"  for (int64_t k = 0; k < {len(program)}; k++) {{",
+    src += [f"  const int32_t *c = ts_prog{tag};", f"  for (int64_t k = 0; k < {len(program)}; k++) {{",
             "    int s = 0;", "    switch (c[0]) {"]
     for i, (kind, arg) in enumerate(cases):
         if kind == "matmul":
-            call = (f"ts_gemm_{arg}(m[k], 1, (void *)p[c[2]], (void *)p[c[3]], 0, "
+            call = (f"ts{blas_tag}_gemm_{arg}(m[k], 1, (void *)p[c[2]], (void *)p[c[3]], 0, "
                     "(void *)p[c[4]]);")
             n = 3
         else:
@@ -126,15 +128,20 @@ def render(program, names, in_slots, out_slots) -> tuple[str, str]:
             ptrs = ", ".join(f"p[c[{2 + j}]]" for j in range(n))
             chars = ", char *" * n
             if kind == "elemwise":
-                call = (f"s = m[k][0] ? ((int (*)(int64_t{chars}))ts_fc[c[1]])(m[k][1], {ptrs})"
-                        f"\n             : ((int (*)(const int64_t *{chars}))ts_fs[c[1]])"
+                call = (f"s = m[k][0] ? ((int (*)(int64_t{chars}))ts_fc{tag}[c[1]])(m[k][1], {ptrs})"
+                        f"\n             : ((int (*)(const int64_t *{chars}))ts_fs{tag}[c[1]])"
                         f"(m[k] + 1, {ptrs});")
             else:
-                call = f"s = ((int (*)(const int64_t *{chars}))ts_fr[c[1]])(m[k], {ptrs});"
+                call = f"s = ((int (*)(const int64_t *{chars}))ts_fr{tag}[c[1]])(m[k], {ptrs});"
         src += [f"    case {i}:  /* {kind} {arg} */", f"      {call}",
                 f"      c += {2 + n};", "      break;"]
     src += ["    }", "    if (s) return s;", "  }", "  return 0;", "}"]
-    return "\n".join(src) + "\n", f"int {ENTRY}({params});\n" + (blas.setter() if gemm else "")
+    return "\n".join(src) + "\n", f"int {ENTRY}{tag}({params});\n" + (blas.setter(blas_tag) if gemm else "")
+
+
+def blas_prefix(tag: str) -> str:
+    """The prefix of the BLAS pointers of entry `tag` (`blas.decls`)."""
+    return f"_e{tag}" if tag else ""
 
 
 def table_slots(program, in_slots, out_slots) -> list:

@@ -89,13 +89,13 @@ def _plan(nodes):
             if why is None:
                 kinds[k] = ("reduce", (rop.kind, prog, scalars, out_dt))
             elif rows.is_leading_sum(node):  # rows.py adds whole rows
-                kinds[k] = ("op", k)
+                kinds[k] = ("op", node)
             else:
                 fallbacks[node] = why
         elif isinstance(op, MatMul):
             kinds[k] = ("matmul", _blas_dtype(node))
         elif type(op) in OP_STEPS or type(op) in EMBEDDED:
-            kinds[k] = ("op", k)
+            kinds[k] = ("op", node)
         elif getattr(op, "program", None) is not None or isinstance(op, Elemwise):
             prog = program_of(node)
             scalars = _scalars(node)
@@ -153,10 +153,10 @@ def _partial(node, prog) -> str | None:
     return None
 
 
-def _compile(nodes, kinds, compiledir, whole=None):
+def _compile(nodes, kinds, compiledir, wholes=()):
     """One module holding every distinct kernel once, named after the first node that uses
-    it: (kernel key -> name, lib, ffi).  `whole`: (program, input slots, output slots) of a
-    schedule that one entry runs (`entry.render`), added to the module."""
+    it: (kernel key -> name, lib, ffi).  `wholes`: per schedule that one entry runs
+    (`entry.render`), added to the module, (tag, program, input slots, output slots)."""
     names = {}
     ops = {key: nodes[k] for k, (kind, key) in kinds.items()
            if kind == "op" and type(nodes[k].op) in OP_STEPS}
@@ -174,7 +174,7 @@ def _compile(nodes, kinds, compiledir, whole=None):
     made = {key: pool.submit(OP_STEPS[type(node.op)], node, compiledir)
             for key, node in ops.items()}
     try:
-        res = _compile_kernels(nodes, kinds, compiledir, whole, names, list(extra.values()))
+        res = _compile_kernels(nodes, kinds, compiledir, wholes, names, list(extra.values()))
     finally:
         if pool is not None:
             pool.shutdown()
@@ -185,7 +185,7 @@ def _compile(nodes, kinds, compiledir, whole=None):
     return res
 
 
-def _compile_kernels(nodes, kinds, compiledir, whole, names, extra=()):
+def _compile_kernels(nodes, kinds, compiledir, wholes, names, extra=()):
     """`_compile` of the generated kernels and the `extra` (source, declarations) parts
     (`names` receives the kernels' names)."""
     parts, decls = [src for src, _ in extra], [decl for _, decl in extra]
@@ -201,15 +201,17 @@ def _compile_kernels(nodes, kinds, compiledir, whole, names, extra=()):
         decls.append(decl)
     if any(kind == "elemwise" and key[2] > 0 for kind, key in kinds.values()):
         shared.append(cgen.DRIVER)  # the loops of kernels over arrays (not 0-d ones)
-    if whole is not None:  # the kernels' prototypes first: it may be a unit of its own
-        src, decl = entry.render(whole[0], names, *whole[1:])
-        parts.append("".join(decls) + src)
+    protos = "".join(decls)
+    for tag, program, ins, outs in wholes:  # the kernels' prototypes first: it may be a unit
+        src, decl = entry.render(program, names, ins, outs, tag)
+        parts.append(protos + src)
         decls.append(decl)
     if not parts and not shared:
         return names, None, None
     mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER, shared=shared)
-    if whole is not None and any(kind == "matmul" for kind, *_ in whole[0]):
-        blas.bind(mod.lib, mod.ffi)
+    for tag, program, *_ in wholes:
+        if any(kind == "matmul" for kind, *_ in program):
+            blas.bind(mod.lib, mod.ffi, entry.blas_prefix(tag))
     return names, mod.lib, mod.ffi
 
 
@@ -240,99 +242,127 @@ def _step(k, node, kinds, names, lib, ffi, private, trusted):
 
 def link_c(graph, config):
     """The runner of `graph`: runner(input values) -> output values (see the module doc)."""
-    nodes = checked_order(graph)
-    kinds, fallbacks = _plan(nodes)
-    slot_of = Slots()
-    init = slot_of.init
-    in_slots = [slot_of(v) for v in graph.inputs]
-    out_slots = [slot_of(v) for v in graph.outputs]
+    return link_many([graph], config)[0]
 
-    def ins_of(node):
-        return [slot_of(v) for v in node.inputs]
 
-    def outs_of(node):
-        return [slot_of(v) for v in node.outputs]
+def link_many(graphs, config) -> list:
+    """The runners of `graphs` (as `link_c` makes each), their kernels compiled in one module:
+    one wrapper to compile and one link for all (a function's scan steps, lowered at once)."""
+    planned = [_Planned(g, str(j) if j else "") for j, g in enumerate(graphs)]
+    nodes, kinds = [], {}
+    for p in planned:
+        kinds.update((len(nodes) + k, v) for k, v in p.kinds.items())
+        nodes += p.nodes
+    names, lib, ffi = _compile(nodes, kinds, config.compiledir,
+                               [p.whole for p in planned if p.whole is not None])
+    return [p.link(names, lib, ffi) for p in planned]
 
-    fresh = {}  # slot -> producing node index, for kernels that always allocate
-    for k, node in enumerate(nodes):
-        if k in kinds and not getattr(node.op, "destroy_map", None):
-            for v in node.outputs:
-                fresh[slot_of(v)] = k
-    # outputs made by a kernel that always allocates, and returned once, alias nothing
-    out_fresh = [i in fresh and out_slots.count(i) == 1 for i in out_slots]
-    whole = None
-    if entry.eligible(kinds, len(nodes), out_slots, {slot_of(v) for n in nodes for v in n.outputs}):
-        whole = ([(*kinds[k], ins_of(n), outs_of(n)) for k, n in enumerate(nodes)],
-                 in_slots, out_slots)
-    names, lib, ffi = _compile(nodes, kinds, config.compiledir, whole)
-    private = set(fresh) - set(out_slots)
-    last_read: dict[int, int] = {}
-    for k, node in enumerate(nodes):
-        ins = ins_of(node)
-        aliased = {i for lst in getattr(node.op, "destroy_map", {}).values() for i in lst}
-        aliased |= {i for lst in getattr(node.op, "view_map", {}).values() for i in lst}
-        for pos, i in enumerate(ins):
-            if k not in kinds or pos in aliased:
-                private.discard(i)
-            last_read[i] = k
-        for v in node.outputs:
-            last_read.setdefault(slot_of(v), k)
-    keep = set(out_slots)
-    frees: list[list[int]] = [[] for _ in nodes]
-    for i, k in last_read.items():
-        if i not in keep:
-            frees[k].append(i)
 
-    # slots whose values have their variable's dtype and ndim: constants are typed arrays,
-    # C kernels and matmul allocate their outputs so
-    consts = [i for i, c in enumerate(init) if c is not None]
-    typed = set(consts) | {slot_of(v) for k, node in enumerate(nodes) if k in kinds
-                           for v in node.outputs}
-    code = compile(_schedule_source([(ins_of(n), outs_of(n), frees[k])
-                                     for k, n in enumerate(nodes)], in_slots, out_slots, consts),
-                   f"<tracesym schedule {graph.name or 'graph'}>", "exec")
-    steps = {}  # (node index, trusted) -> step; a step both runners trust is shared
+class _Planned:
+    """A graph's schedule before its kernels are compiled: nodes in order, their kernels
+    (`_plan`), storage slots, and the whole-schedule entry where one applies (`tag` names it
+    among the module's)."""
 
-    def runner(known):
-        """The schedule's `run`, its steps trusting the slots in `known` to be typed."""
-        scope = {f"c{i}": init[i] for i in consts}
-        scope["fail"] = lambda k, args, e: op_error(nodes[k], args, e)
+    def __init__(self, graph, tag):
+        self.graph = graph
+        self.nodes = nodes = checked_order(graph)
+        self.kinds, self.fallbacks = _plan(nodes)
+        kinds = self.kinds
+        self.slot_of = slot_of = Slots()
+        self.in_slots = [slot_of(v) for v in graph.inputs]
+        self.out_slots = out_slots = [slot_of(v) for v in graph.outputs]
+        self.fresh = fresh = {}  # slot -> producing node index, for kernels that always allocate
         for k, node in enumerate(nodes):
-            key = (k, all(i in known for i in ins_of(node)))
-            if key not in steps:
-                steps[key] = _step(k, node, kinds, names, lib, ffi,
-                                   [o in private for o in outs_of(node)], key[1])
-            scope[f"f{k}"] = steps[key]
-        exec(code, scope)
-        return scope["run"]
+            if k in kinds and not getattr(node.op, "destroy_map", None):
+                for v in node.outputs:
+                    fresh[slot_of(v)] = k
+        self.whole = None
+        if entry.eligible(kinds, len(nodes), out_slots,
+                          {slot_of(v) for n in nodes for v in n.outputs}):
+            self.whole = (tag, [(*kinds[k], self.ins_of(n), self.outs_of(n))
+                                for k, n in enumerate(nodes)], self.in_slots, out_slots)
 
-    run = runner(typed)
-    # for a caller that passes arrays of exactly the inputs' dtypes and ndims (a Function
-    # checks its arguments; shared values are checked when set)
-    run.validated = runner(typed | set(in_slots))
-    if whole is not None:
-        program = whole[0]
-        trusted = [steps[(k, True)] for k in range(len(nodes))]
-        per_node = run.validated
-        copies = [j for j, f in enumerate(out_fresh) if not f]
+    def ins_of(self, node):
+        return [self.slot_of(v) for v in node.inputs]
 
-        def slow(values):
-            """The per-node runner, its outputs made fresh as the entry's always are."""
-            res = per_node(values)
-            for j in copies:
-                res[j] = res[j].copy()
-            return res
+    def outs_of(self, node):
+        return [self.slot_of(v) for v in node.outputs]
 
-        run.validated = entry.fast_runner(
-            getattr(lib, entry.ENTRY), ffi,
-            lambda values: entry.make_plan(nodes, program, trusted, ffi, values, in_slots,
-                                           out_slots, init),
-            slow, len(in_slots), [v.ndim for v in graph.outputs])
-        out_fresh = [True] * len(out_slots)
-    run.fallbacks = fallbacks
-    run.fresh = out_fresh
-    run.module = lib
-    return run
+    def link(self, names, lib, ffi):
+        """The runner, once the module holding the kernels (`lib`, `ffi`) is loaded."""
+        graph, nodes, kinds, fresh = self.graph, self.nodes, self.kinds, self.fresh
+        slot_of, ins_of, outs_of = self.slot_of, self.ins_of, self.outs_of
+        init, in_slots, out_slots = slot_of.init, self.in_slots, self.out_slots
+        # outputs made by a kernel that always allocates, and returned once, alias nothing
+        out_fresh = [i in fresh and out_slots.count(i) == 1 for i in out_slots]
+        private = set(fresh) - set(out_slots)
+        last_read: dict[int, int] = {}
+        for k, node in enumerate(nodes):
+            ins = ins_of(node)
+            aliased = {i for lst in getattr(node.op, "destroy_map", {}).values() for i in lst}
+            aliased |= {i for lst in getattr(node.op, "view_map", {}).values() for i in lst}
+            for pos, i in enumerate(ins):
+                if k not in kinds or pos in aliased:
+                    private.discard(i)
+                last_read[i] = k
+            for v in node.outputs:
+                last_read.setdefault(slot_of(v), k)
+        keep = set(out_slots)
+        frees: list[list[int]] = [[] for _ in nodes]
+        for i, k in last_read.items():
+            if i not in keep:
+                frees[k].append(i)
+
+        # slots whose values have their variable's dtype and ndim: constants are typed arrays,
+        # C kernels and matmul allocate their outputs so
+        consts = [i for i, c in enumerate(init) if c is not None]
+        typed = set(consts) | {slot_of(v) for k, node in enumerate(nodes) if k in kinds
+                               for v in node.outputs}
+        code = compile(_schedule_source([(ins_of(n), outs_of(n), frees[k])
+                                         for k, n in enumerate(nodes)], in_slots, out_slots, consts),
+                       f"<tracesym schedule {graph.name or 'graph'}>", "exec")
+        steps = {}  # (node index, trusted) -> step; a step both runners trust is shared
+
+        def runner(known):
+            """The schedule's `run`, its steps trusting the slots in `known` to be typed."""
+            scope = {f"c{i}": init[i] for i in consts}
+            scope["fail"] = lambda k, args, e: op_error(nodes[k], args, e)
+            for k, node in enumerate(nodes):
+                key = (k, all(i in known for i in ins_of(node)))
+                if key not in steps:
+                    steps[key] = _step(k, node, kinds, names, lib, ffi,
+                                       [o in private for o in outs_of(node)], key[1])
+                scope[f"f{k}"] = steps[key]
+            exec(code, scope)
+            return scope["run"]
+
+        run = runner(typed)
+        # for a caller that passes arrays of exactly the inputs' dtypes and ndims (a Function
+        # checks its arguments; shared values are checked when set)
+        run.validated = runner(typed | set(in_slots))
+        if self.whole is not None:
+            tag, program = self.whole[:2]
+            trusted = [steps[(k, True)] for k in range(len(nodes))]
+            per_node = run.validated
+            copies = [j for j, f in enumerate(out_fresh) if not f]
+
+            def slow(values):
+                """The per-node runner, its outputs made fresh as the entry's always are."""
+                res = per_node(values)
+                for j in copies:
+                    res[j] = res[j].copy()
+                return res
+
+            run.validated = entry.fast_runner(
+                getattr(lib, entry.ENTRY + tag), ffi,
+                lambda values: entry.make_plan(nodes, program, trusted, ffi, values, in_slots,
+                                               out_slots, init),
+                slow, len(in_slots), [v.ndim for v in graph.outputs])
+            out_fresh = [True] * len(out_slots)
+        run.fallbacks = self.fallbacks
+        run.fresh = out_fresh
+        run.module = lib
+        return run
 
 
 def _schedule_source(program, in_slots, out_slots, consts) -> str:
