@@ -123,13 +123,11 @@ def _non_key(v):
     return shape, None
 
 
-def lower_together(ops, graphs) -> list:
-    """Each scan op's step graph lowered (`_Inner`), the graphs of a linker that links
-    several at once (`many`: its kernels in one module) together."""
-    from ..config import config
+def lower_together(ops, graphs, cfg) -> list:
+    """Each scan op's step graph lowered under config `cfg` (`_Inner`), the graphs of a
+    linker that links several at once (`many`: its kernels in one module) together."""
     from ..trace.function import LINKERS
 
-    cfg = config.snapshot()
     by_linker: dict = {}
     for j, op in enumerate(ops):
         by_linker.setdefault(op.linker or cfg.linker, []).append(j)

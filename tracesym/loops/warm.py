@@ -20,6 +20,7 @@ from concurrent import futures
 
 import numpy as np
 
+from ..config import config
 from ..ops.shape import Shape, ShapeI
 from ..trace.graph import Constant, as_variable
 from .op import Scan, lower_together
@@ -54,8 +55,9 @@ def warmer(graph):
             walk(graph.inputs, values, order, at_scan)
         except Exception:  # noqa: BLE001 (a guess: the scans learn their shapes as they run)
             pass
-        if todo:
-            threading.Thread(target=_lower, args=(todo,), name="tracesym-scans").start()
+        if todo:  # under the config of the call, whatever the caller changes meanwhile
+            threading.Thread(target=_lower, args=(todo, config.snapshot()),
+                             name="tracesym-scans").start()
 
         def finish():
             futures.wait([pending for *_, pending in todo])
@@ -68,10 +70,10 @@ def warmer(graph):
     return warm
 
 
-def _lower(todo):
+def _lower(todo, cfg):
     """Lower the steps of `todo` together (`lower_together`) and hand each to its future."""
     try:
-        inners = lower_together([t[0] for t in todo], [t[2] for t in todo])
+        inners = lower_together([t[0] for t in todo], [t[2] for t in todo], cfg)
     except BaseException as e:  # noqa: BLE001 (each loop that takes its step raises it)
         for *_, pending in todo:
             pending.set_exception(e)
