@@ -227,3 +227,37 @@ def test_a_compile_error_in_a_shared_part_names_its_source(tmp_path):
     with pytest.raises(cache.CompileError, match=r"(?s)failed/tso_\w+\.c.*undeclared"):
         cache.load("int answer(int x) { return x; }\n", "int answer(int x);", str(tmp_path),
                    shared=["int broken(void) { return missing; }\n"])
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_while_another_thread_builds_can_build():
+    import multiprocessing
+    import threading
+
+    held, done = threading.Event(), threading.Event()
+
+    def build_in_flight():
+        with cache._probe_lock, cache._object_locks.setdefault("tso_in_flight", threading.Lock()):
+            held.set()
+            done.wait(30)
+
+    worker = threading.Thread(target=build_in_flight)
+    worker.start()
+    held.wait(30)
+    try:
+        child = multiprocessing.get_context("fork").Process(target=_acquire_both)
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0  # both locks free in the child
+    finally:
+        done.set()
+        worker.join()
+
+
+def _acquire_both():
+    import sys
+    import threading
+
+    probe = cache._probe_lock.acquire(timeout=5)
+    obj = cache._object_locks.setdefault("tso_in_flight", threading.Lock()).acquire(timeout=5)
+    sys.exit(0 if probe and obj else 1)

@@ -410,6 +410,17 @@ def prepare(root: str, shared=(), header: str = ""):
 _prepared: set = set()
 
 
+def _fresh_locks_after_fork():
+    """A forked child holds only the thread that forked: a lock another thread held (a probe
+    or a shared object's build in flight) would never be released there."""
+    global _probe_lock
+    _probe_lock = threading.RLock()
+    _object_locks.clear()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_after_fork)
+
+
 class _locked:
     def __init__(self, path):
         self.path = path
