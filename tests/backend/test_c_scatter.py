@@ -70,3 +70,29 @@ def test_embedding_gradient_runs_the_row_step(rng, monkeypatch):
     got = f(Wv, iv)
     monkeypatch.undo()
     np.testing.assert_array_equal(got, h(Wv, iv))
+
+
+@pytest.mark.parametrize("view", ["reversed", "every_other", "transposed_batch", "gapped_row"])
+def test_values_of_any_layout_match_add_at_bit_for_bit(view, rng, monkeypatch):
+    """y read through its own strides (a loop's output read backwards, every other row, two
+    index dims swapped), or copied where a row is not contiguous; the same sums either way."""
+    def refuse(self, node, inputs):
+        raise AssertionError("the numpy perform ran, not the C step")
+
+    monkeypatch.setattr(AdvancedIncSubtensor, "perform", refuse)  # before the step binds it
+    x, i, y = ts.dmatrix("x"), ts.lmatrix("i"), ts.dtensor3("y")
+    f = ts.function([x, i, y], ts.inc_subtensor(x[i], y), mode=C)
+    xv, iv = rng.normal(size=(6, 5)), rng.integers(-6, 6, (4, 3))
+    base = rng.normal(size=(8, 6, 10))
+    yv = {"reversed": base[::-1][:4, :3, :5], "every_other": base[::2, ::2, :5],
+          "transposed_batch": base[:3, :4, :5].transpose(1, 0, 2),
+          "gapped_row": base[:4, :3, ::2]}[view]
+    copies = []
+    real = np.ascontiguousarray
+    monkeypatch.setattr(np, "ascontiguousarray",
+                        lambda a, *args, **kw: copies.append(a.dtype) or real(a, *args, **kw))
+    got = f(xv, iv, yv)
+    expected = xv.copy()
+    np.add.at(expected, iv, yv)
+    np.testing.assert_array_equal(got, expected)
+    assert (np.dtype("float64") in copies) == (view == "gapped_row")  # only a strided row is copied
