@@ -310,3 +310,16 @@ def test_several_schedules_link_into_one_module_each_with_its_entry(rng):
         assert hasattr(run.validated, "plans")  # each schedule runs as its own one entry
         (got,) = run.validated([xv, wv])
         np.testing.assert_allclose(got, w_, rtol=1e-12)
+
+
+def test_scalar_inputs_keep_their_one_plan_without_a_key_per_call():
+    a, b = ts.dscalar("a"), ts.dscalar("b")
+    f, ref = both([a, b], [ts.exp(a) * b + 1, a - b])
+    for av, bv in [(0.5, 2.0), (-1.0, 3.0), (np.inf, 0.0), (2.0, np.nan)]:
+        assert_same(f(av, bv), ref(av, bv))
+    assert list(f._run.plans) == [((), (), (), ())]
+    i, j = ts.lscalar("i"), ts.lscalar("j")
+    g, gref = both([i, j], [i // j + i % j])
+    for iv, jv in [(7, 2), (-7, 2), (5, 0)]:  # j = 0: the kernel reports it, numpy answers
+        with np.errstate(divide="ignore"):
+            np.testing.assert_array_equal(g(iv, jv), gref(iv, jv))

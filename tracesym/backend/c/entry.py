@@ -222,22 +222,29 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
                 [(arrays[s].shape, arrays[s].dtype) for s in out_slots])
 
 
-def fast_runner(fn, ffi, plan_for, slow, n_in, out_ndims):
+def fast_runner(fn, ffi, plan_for, slow, in_ndims, out_ndims):
     """`run(values)` calling entry `fn` once with the plan of the arguments' layout (made by
     `plan_for(values)`, None where the entry does not apply: `slow(values)` runs instead).
     The current plan's fields sit in one list, `cur`: [layout, m, t, plan, then per output
     shape, dtype, spare, recycles] (the plan itself keeps alive the buffers m and t point
     into).  An output of `RECYCLE_BYTES` or more is kept as the spare: the next call writes
     into it again where nothing else references it any more (the caller dropped the
-    result), instead of a new array whose every page the system must map and zero."""
+    result), instead of a new array whose every page the system must map and zero.
+    Where every input is 0-d (a scan's scalar step) the layout is always the same: no key
+    is built per call."""
+    n_in = len(in_ndims)
     vs = "".join(f"v{j}, " for j in range(n_in))
     key = "(" + "".join(f"v{j}.shape, v{j}.strides, " for j in range(n_in)) + ")"
     src = ["def run(values):"]
     if n_in:
         src.append(f"    {vs}= values")
-    src += [f"    key = {key}",
-            "    if key != cur[0] and not switch(key, values):",
-            "        return slow(values)"]
+    if n_in and not any(in_ndims):
+        src += [f"    if cur[0] is None and not switch({key}, values):",
+                "        return slow(values)"]
+    else:
+        src += [f"    key = {key}",
+                "    if key != cur[0] and not switch(key, values):",
+                "        return slow(values)"]
     for j, nd in enumerate(out_ndims):
         c = 4 + 4 * j
         if nd == 0:  # one element: nothing to map

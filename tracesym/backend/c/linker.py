@@ -357,7 +357,7 @@ class _Planned:
                 getattr(lib, entry.ENTRY + tag), ffi,
                 lambda values: entry.make_plan(nodes, program, trusted, ffi, values, in_slots,
                                                out_slots, init),
-                slow, len(in_slots), [v.ndim for v in graph.outputs])
+                slow, [v.ndim for v in graph.inputs], [v.ndim for v in graph.outputs])
             out_fresh = [True] * len(out_slots)
         run.fallbacks = self.fallbacks
         run.fresh = out_fresh
