@@ -193,7 +193,7 @@ class Scan(Op):
         #: call's values: set by `compiled_scan`
         self.specialize = None
         self._special: dict = {}  # shapes of the inner inputs -> _Inner
-        self._warming: dict = {}  # shapes -> future _Inner (or None), being lowered (`warm`)
+        self._warming: dict = {}  # shapes -> Future of the step being lowered (`warm`)
         self._kinds = self._storage_kinds()
         self._compiled: dict = {}
 

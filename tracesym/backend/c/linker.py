@@ -7,8 +7,9 @@ updates through numpy's CBLAS in `gemm.py`), and every other Op its numpy `perfo
 the same schedule.
 
 All kernels of one function are rendered into one C module, cached on disk (`cache.py`);
-the elementwise driver is an object compiled once per cache directory that every module
-links.  Identical kernels (same program, dtypes, ndim) share code.
+the scan steps a function lowers together share one (`link_many`).  The elementwise driver
+is an object compiled once per cache directory that every module links.  Identical kernels
+(same program, dtypes, ndim) share code.
 
 Storage follows the numpy linker: a slot is dropped after its last reader, destructive nodes
 (`destroy_map`) write into their input's buffer.  A slot is *private* when a kernel that
