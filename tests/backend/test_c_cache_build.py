@@ -3,6 +3,7 @@ big sources compiled as several units in parallel and linked into one module."""
 
 import glob
 import os
+import threading
 
 import pytest
 
@@ -14,13 +15,22 @@ pytestmark = pytest.mark.skipif(cache.toolchain_problem() is not None,
 
 @pytest.fixture
 def fresh_probe(monkeypatch):
-    """This process forgets what it found of its compiler; returns the list of the compiler
-    commands run from now on."""
+    """This process forgets what it found of its compiler and the modules it loaded; returns
+    the list of the compiler commands run from now on (but by threads an earlier test left
+    building)."""
     calls = []
-    real = cache.subprocess.run
+    run, popen = cache.subprocess.run, cache.subprocess.Popen
+    earlier = set(threading.enumerate()) - {threading.current_thread()}
+
+    def record(cmd):
+        if threading.current_thread() not in earlier:
+            calls.append(cmd)
+
     monkeypatch.setattr(cache, "_probed", {})
-    monkeypatch.setattr(cache.subprocess, "run",
-                        lambda cmd, **kw: calls.append(cmd) or real(cmd, **kw))
+    monkeypatch.setattr(cache, "_loaded", {})
+    monkeypatch.setattr(cache.subprocess, "run", lambda cmd, **kw: record(cmd) or run(cmd, **kw))
+    monkeypatch.setattr(cache.subprocess, "Popen",
+                        lambda cmd, **kw: record(cmd) or popen(cmd, **kw))
     return calls
 
 

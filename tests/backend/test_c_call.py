@@ -108,7 +108,7 @@ def test_openmp_is_probed_once_and_in_the_cache_key(monkeypatch):
         pytest.skip("no C compiler")
     flags = cache.flags()
     assert cache.flags() is flags  # probed once per process
-    assert ("-fopenmp" in flags) == cache._builds_openmp(cache.compiler()[0])
+    assert ("-fopenmp" in flags) == cache._probe(cache.compiler()[0])["openmp"]
     key = cache.key_of("int f(void) { return 0; }", "int f(void);")
     other = tuple(f for f in flags if f != "-fopenmp") if "-fopenmp" in flags else flags + (
         "-fopenmp",)

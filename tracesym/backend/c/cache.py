@@ -129,12 +129,12 @@ def flags() -> tuple:
 
 def _flags() -> tuple:
     if "flags" not in _probed:
-        cc = compiler()
-        if cc is None:
+        path = _cc_path()
+        if path is not None and "found" not in _probed:
+            _probed["found"] = _probe(path)
+        if compiler() is None:
             _probed["flags"] = FLAGS
         else:
-            if "found" not in _probed:
-                _probed["found"] = _probe(cc[0])
             found = _probed["found"]
             _probed["flags"] = (FLAGS + (MVEC_FLAGS if found["mvec"] else ())
                                 + (OPENMP_FLAGS if found["openmp"] else ()))
@@ -146,11 +146,47 @@ def libs() -> tuple:
 
 
 def _probe(cc: str) -> dict:
-    """Ask `cc` where libmvec is and whether it builds OpenMP code (tens of milliseconds)."""
-    out = subprocess.run([cc, "-print-file-name=libmvec.so"], capture_output=True,
-                         text=True).stdout.strip()
-    return {"mvec": out if os.path.isabs(out) and os.path.exists(out) else "",
-            "openmp": _builds_openmp(cc)}
+    """Ask `cc` where libmvec is and whether it builds a shared object with an OpenMP loop,
+    and its version where `compiler` has not: the three run at once (tens of milliseconds,
+    before a first build in an empty cache can start)."""
+    src = ("#include <omp.h>\nint f(double *x, int n) {\n  #pragma omp parallel for "
+           "schedule(static)\n  for (int i = 0; i < n; i++) x[i] += 1;\n"
+           "  return omp_get_max_threads();\n}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        c_file = os.path.join(tmp, "probe.c")
+        with open(c_file, "w") as f:
+            f.write(src)
+        openmp = _started([cc, "-O0", "-fPIC", "-shared", "-w", *OPENMP_FLAGS, c_file,
+                           "-o", os.path.join(tmp, "probe.so")])
+        mvec = _started([cc, "-print-file-name=libmvec.so"])
+        version = None if "version" in _probed else _started([cc, "-dumpfullversion",
+                                                              "-dumpversion"])
+        out = _finished(version, 30)
+        if out is not None:
+            _probed["version"] = out.strip()
+        out = (_finished(mvec, 30) or "").strip()
+        return {"mvec": out if os.path.isabs(out) and os.path.exists(out) else "",
+                "openmp": _finished(openmp, 60) is not None}
+
+
+def _started(cmd):
+    try:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return None
+
+
+def _finished(proc, timeout) -> str | None:
+    """The output of a command `_started`, or None where it did not start or failed."""
+    if proc is None:
+        return None
+    try:
+        out = proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None
 
 
 def probe_soon(root: str):
@@ -197,10 +233,11 @@ def _read_or_probe(root: str, write: bool):
         _probed.setdefault("version", found.pop("version"))
         _probed.setdefault("found", found)
         done.add(root)
-    elif write and compiler() is not None:
-        flags()
-        _write_record(record, {"version": compiler()[1], **_probed["found"]})
-        done.add(root)
+    elif write:
+        flags()  # the probe, which asks the version too
+        if compiler() is not None:
+            _write_record(record, {"version": compiler()[1], **_probed["found"]})
+            done.add(root)
 
 
 def _record_path(root: str, cc: str) -> str:
@@ -243,24 +280,6 @@ def _write_record(path: str, rec: dict):
         os.replace(tmp, path)
     except OSError:  # a read-only cache still works; the next process probes again
         pass
-
-
-def _builds_openmp(cc: str) -> bool:
-    """Whether `cc` compiles and links a shared object with an OpenMP parallel loop."""
-    src = ("#include <omp.h>\nint f(double *x, int n) {\n  #pragma omp parallel for "
-           "schedule(static)\n  for (int i = 0; i < n; i++) x[i] += 1;\n"
-           "  return omp_get_max_threads();\n}\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        c_file = os.path.join(tmp, "probe.c")
-        with open(c_file, "w") as f:
-            f.write(src)
-        try:
-            res = subprocess.run([cc, "-O0", "-fPIC", "-shared", "-w", *OPENMP_FLAGS, c_file,
-                                  "-o", os.path.join(tmp, "probe.so")], capture_output=True,
-                                 timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return res.returncode == 0
 
 
 def toolchain_problem(root: str | None = None) -> str | None:
