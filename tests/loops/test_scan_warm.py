@@ -2,6 +2,8 @@
 shapes each scan meets worked out from the arguments', every step lowered at once, and a
 wrong or missing guess costing nothing but the guess."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,46 @@ def test_a_function_with_one_scan_guesses_nothing(rng):
     assert "warm" in function_module.HOOKS and warm.warmer in function_module.HOOKS["warm"]
     xv = rng.normal(size=(4, 3))
     np.testing.assert_allclose(f(xv), np.cumsum(xv, axis=0))
+
+
+def _blocking_linker(monkeypatch, started, outer):
+    """The "c" linker, made to link the function's own graph (the first it is given) only
+    once `started` is set, or after 10 s; `outer` receives whether it was."""
+    real = function_module.LINKERS["c"]
+
+    def link(graph, cfg):
+        if not outer:
+            outer.append(started.wait(10))
+        return real(graph, cfg)
+
+    link.prepare, link.many = real.prepare, real.many
+    monkeypatch.setitem(function_module.LINKERS, "c", link)
+
+
+def test_the_graph_links_while_the_first_call_starts_its_steps(lstm, monkeypatch):
+    inputs, grads, values = lstm
+    started, outer = threading.Event(), []
+    _blocking_linker(monkeypatch, started, outer)
+    warm_step = Scan.warm
+    monkeypatch.setattr(Scan, "warm", lambda self, sig: started.set() or warm_step(self, sig))
+    f = ts.function(inputs, grads, mode=ts.Mode(linker="c"))
+    assert not started.is_set()  # construction returned while the link waits
+    for got, want in zip(f(*values), _reference(inputs, grads, values)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert outer == [True]  # the steps were started before the graph's link was done
+    assert f._runner.fresh is not None and f._run is f._runner.validated
+
+
+def test_a_link_error_is_raised_by_every_call(lstm, monkeypatch):
+    inputs, grads, values = lstm
+    real = function_module.LINKERS["c"]
+
+    def failing(graph, cfg):
+        raise RuntimeError("the linker failed")
+
+    failing.prepare, failing.many = real.prepare, real.many
+    monkeypatch.setitem(function_module.LINKERS, "c", failing)
+    f = ts.function(inputs, grads, mode=ts.Mode(linker="c"))
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="the linker failed"):
+            f(*values)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import gc
+import threading
 import warnings
+from concurrent import futures
 
 import numpy as np
 
@@ -180,6 +182,13 @@ def _add(pool, pool_ids, pool_views, a):
         pool_views.append(a)
 
 
+def _link_into(future, linker, graph, cfg):
+    try:
+        future.set_result(linker(graph, cfg))
+    except BaseException as e:  # noqa: BLE001 (the first call raises it)
+        future.set_exception(e)
+
+
 def prepared_linker(mode, cfg):
     """The linker `mode` selects, its `prepare` started: what every link needs runs while
     the caller traces and rewrites."""
@@ -239,36 +248,53 @@ class Function:
             for lower in HOOKS["lower"]:
                 self.graph = lower(self.graph, self.mode)
         self.graph.update_targets = targets
-        self._runner = linker(self.graph, cfg)
         self._n_in, self._n_out = len(self.inputs), len(flat)
         self._static_updates = [(k, t) for k, t in enumerate(targets)
                                 if any(s is not None for s in t.type.shape)]
-        # a linker may list, per graph output, whether it is always a new writeable array
-        # that nothing else returned or kept can alias; when all are, no alias check is needed
-        fresh = getattr(self._runner, "fresh", None)
-        self._all_fresh = fresh is not None and all(fresh)
-        self._plain = self._all_fresh and not self.updates  # results are the outputs as they are
-        # a linker may offer a runner that skips re-checking what `__call__` checks
-        self._run = getattr(self._runner, "validated", self._runner)
         self._names = {}
         for i, v in enumerate(self.inputs):
             if v.name:
                 self._names[v.name] = _AMBIGUOUS if v.name in self._names else i
         self._single = not isinstance(outputs, (dict, list, tuple))
+        self._linking = futures.Future()
         warms = [w for w in (hook(self.graph) for hook in HOOKS["warm"]) if w is not None]
         if warms:
-            self._run = self._first_run(self._run, warms)
+            # the graph links on a thread while the first call starts what `warms` start
+            # (the scans' steps, compiled as the graph's own kernels are)
+            threading.Thread(target=_link_into, args=(self._linking, linker, self.graph, cfg),
+                             name="tracesym-link").start()
+            self._all_fresh = self._plain = False
+            self._run = self._first_run(warms)
+        else:
+            self._linking.set_result(linker(self.graph, cfg))
+            self._linked()
         self._call = self._caller()
 
-    def _first_run(self, run, warms):
-        """`run` for the first call: `warms` see its values first, and what they started is
-        finished before it returns; later calls go straight to `run`."""
+    @property
+    def _runner(self):
+        """The linker's runner (once it is linked: see `_first_run`)."""
+        return self._linking.result()
+
+    def _linked(self):
+        runner = self._runner
+        # a linker may list, per graph output, whether it is always a new writeable array
+        # that nothing else returned or kept can alias; when all are, no alias check is needed
+        fresh = getattr(runner, "fresh", None)
+        self._all_fresh = fresh is not None and all(fresh)
+        self._plain = self._all_fresh and not self.updates  # results are the outputs as they are
+        # a linker may offer a runner that skips re-checking what `__call__` checks
+        self._run = getattr(runner, "validated", runner)
+
+    def _first_run(self, warms):
+        """`run` for the first call: `warms` see its values while the graph is linked, and
+        what they started is finished before it returns; later calls go straight to the
+        linker's runner."""
         def first(vals):
-            self._run = run
-            self._call = self._caller()
             finishes = [warm(vals) for warm in warms]
             try:
-                return run(vals)
+                self._linked()
+                self._call = self._caller()
+                return self._run(vals)
             finally:
                 for finish in finishes:
                     finish()
