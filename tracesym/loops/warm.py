@@ -9,7 +9,8 @@ from the arguments' shapes: sizes through each Op's `infer_shape`, the small int
 a step reads (shapes hoisted out of it) through the Op's `perform` on the few numbers they
 hold.  Each step whose shapes it finds is rewritten there; then all are lowered together on
 a thread (the C linker compiles their kernels into one module: one wrapper, one link) while
-the call goes on (`Scan.warm`).  A scan whose shapes depend on what the function computes,
+the call goes on (`Scan.warm`), and while the function's own graph, linked on a thread of
+its own since the function was made (`Function`), still compiles.  A scan whose shapes depend on what the function computes,
 or were told wrong, specialises as it runs, as before; the call waits for every step it
 started before it returns."""
 
