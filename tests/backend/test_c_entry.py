@@ -96,6 +96,26 @@ def test_matrix_products_run_in_the_entry_through_cblas(dtype, tol, rng):
         f(xv, yv[:6])  # inner sizes 7 and 6: the per-node runner's error, at the user's line
 
 
+def test_gemm_runs_in_the_entry_on_a_copy_of_z(rng):
+    """`Gemm` (beta*z + alpha*x@y) in the entry: z copied into the node's own buffer, then
+    one CBLAS call; beta 0 (BLAS would not read z, whose NaN numpy keeps) and a z that is
+    not contiguous go to the per-node runner."""
+    from tracesym.ops.blas import Gemm
+
+    z, x, y = ts.dmatrix("z"), ts.dmatrix("x"), ts.dmatrix("y")
+    alpha, beta = ts.dscalar("alpha"), ts.dscalar("beta")
+    f, ref = both([z, alpha, x, y, beta], [ts.tanh(Gemm()(ts.exp(z), alpha, x, y, beta)), z * 2])
+    assert hasattr(f._run, "plans")
+    zv, xv, yv = rng.normal(size=(4, 5)), rng.normal(size=(4, 3)), rng.normal(size=(3, 5))
+    nan = zv.copy()
+    nan[1, 2] = np.nan
+    for args in ([zv, 0.5, xv, yv, -1.5], [nan, 0.5, xv, yv, 0.0], [zv, 2.0, xv, yv.T.copy().T, 1.0]):
+        assert_same(f(*args), ref(*args))
+    assert np.isnan(f(nan, 0.5, xv, yv, 0.0)[0][1, 2])
+    np.testing.assert_array_equal(zv, f(zv, 0.5, xv, yv, -1.5)[1] / 2)  # z itself untouched
+    assert [bool(p) for p in f._run.plans.values()] == [True, False]  # F-ordered y: per node
+
+
 def test_entry_blas_layouts():
     a = np.zeros((4, 6))
     assert entry.blas_meta(a, a.T) == [4, 4, 6, 0, 1, 6, 6]

@@ -28,6 +28,7 @@ import weakref
 
 import numpy as np
 
+from ...ops.blas import Gemm
 from . import blas
 
 ENTRY = "ts_entry"
@@ -38,16 +39,35 @@ RECYCLE_BYTES = 1 << 20
 
 def eligible(kinds, n_nodes, out_slots, made) -> bool:
     """Whether one entry can run the whole schedule: every node is an elementwise or reduction
-    kernel, and every output is made by one of them (in `made`), returned once.  The entry
-    gives every node a buffer of its own, so the outputs are new arrays even where a node is
-    in place (`destroy_map`): its input is then left as it was, which no later node reads."""
+    kernel or a product through CBLAS, and every output is made by one of them (in `made`),
+    returned once.  The entry gives every node a buffer of its own, so the outputs are new
+    arrays even where a node is in place (`destroy_map`): its input is then left as it was,
+    which no later node reads."""
     return (n_nodes > 0 and all(kinds.get(k, ("",))[0] in ("elemwise", "reduce")
-                                or kinds.get(k) in BLAS_KINDS for k in range(n_nodes))
+                                or kinds.get(k) in BLAS_KINDS or _gemm_of(kinds.get(k))
+                                for k in range(n_nodes))
             and set(out_slots) <= made and len(set(out_slots)) == len(out_slots))
 
 
 #: (kind, key) of the matrix products the entry runs through CBLAS (`blas.py`)
 BLAS_KINDS = {("matmul", "float64"), ("matmul", "float32")}
+_C_TYPES = {"float64": "double", "float32": "float"}
+
+
+def uses_blas(program) -> bool:
+    """Whether an entry's program calls CBLAS (its pointers to set: `blas.bind`)."""
+    return any(kind == "matmul" or _gemm_of((kind, key)) for kind, key, *_ in program)
+
+
+def _gemm_of(kind) -> str | None:
+    """The dtype of a `Gemm` node the entry runs through CBLAS (kind ("op", node), where
+    `gemm.py` gives it a step), else None."""
+    if kind is None or kind[0] != "op" or type(kind[1].op) is not Gemm:
+        return None
+    dt = kind[1].outputs[0].dtype
+    node = kind[1]
+    return dt if ("matmul", dt) in BLAS_KINDS and all(
+        v.dtype == dt for v in node.inputs) and blas.cblas() is not None else None
 
 def _blas_operand(x):
     """(transposed, leading dimension) of a 2-D array for CBLAS, or None for a layout with
@@ -87,10 +107,13 @@ def render(program, names, in_slots, out_slots, tag: str = "") -> tuple[str, str
     cases, prog = [], []
     for kind, key, ins, outs in program:
         n = len(ins) + len(outs)
-        case = (kind, key if kind == "matmul" else n)
+        if kind == "op":  # a Gemm (`eligible`)
+            kind = "gemm"
+            key = _gemm_of(("op", key))
+        case = (kind, key if kind in ("matmul", "gemm") else n)
         if case not in cases:
             cases.append(case)
-        if kind == "matmul":
+        if kind in ("matmul", "gemm"):
             fn = 0
         else:
             name = names[key]
@@ -100,7 +123,7 @@ def render(program, names, in_slots, out_slots, tag: str = "") -> tuple[str, str
         prog += [cases.index(case), fn] + [pos[s] for s in ins + outs]
     params = ", ".join(["int64_t **m", "char **t"] + [f"char *i{j}" for j in range(len(in_slots))]
                        + [f"char *o{j}" for j in range(len(out_slots))])
-    gemm = any(kind == "matmul" for kind, *_ in cases)
+    gemm = any(kind in ("matmul", "gemm") for kind, *_ in cases)
     blas_tag = blas_prefix(tag)
     src = [blas.decls(blas_tag)] if gemm else []
     src.append("typedef void (*ts_any)(void);")
@@ -123,6 +146,16 @@ def render(program, names, in_slots, out_slots, tag: str = "") -> tuple[str, str
             call = (f"ts{blas_tag}_gemm_{arg}(m[k], 1, (void *)p[c[2]], (void *)p[c[3]], 0, "
                     "(void *)p[c[4]]);")
             n = 3
+        elif kind == "gemm":  # z, alpha, x, y, beta -> beta*z + alpha*x@y in z's copy; m[k]:
+            # the product's metadata, then z's bytes.  beta 0: BLAS would not read z, whose
+            # NaNs numpy keeps (a status: the per-node runner runs it)
+            t = _C_TYPES[arg]
+            call = (f"{{ const {t} beta = *(const {t} *)p[c[6]];\n"
+                    "        if (beta == 0) { s = 3; break; }\n"
+                    "        memcpy(p[c[7]], p[c[2]], m[k][7]);\n"
+                    f"        ts{blas_tag}_gemm_{arg}(m[k], *(const {t} *)p[c[3]], (void *)p[c[4]], "
+                    "(void *)p[c[5]], beta, (void *)p[c[7]]); }")
+            n = 6
         else:
             n = arg
             ptrs = ", ".join(f"p[c[{2 + j}]]" for j in range(n))

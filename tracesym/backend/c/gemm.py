@@ -72,6 +72,21 @@ def _gemm(node, lib, ffi):
            fb(ctype, _first(y)), beta[()], fb(ctype, z))
         return [z]
 
+    def out_shapes(args):
+        """For the entry (`entry.eligible`): numpy's error where the shapes do not align."""
+        z, _, x, y, _ = args
+        if x.shape[1] != y.shape[0] or z.shape != (x.shape[0], y.shape[1]):
+            raise ValueError(f"gemm: shapes {z.shape}, {x.shape} and {y.shape} do not align")
+        return [z.shape]
+
+    def layout_meta(args, outs):
+        """The product's metadata (`entry.blas_meta`) and z's bytes, which the entry copies
+        into the output first; None where z is not C-contiguous or the product is empty."""
+        z, _, x, y, _ = args
+        meta = entry.blas_meta(x, y) if x.shape[1] and z.flags.c_contiguous else None
+        return None if meta is None else meta + [z.nbytes]
+
+    step.out_shapes, step.layout_meta = out_shapes, layout_meta
     return step
 
 

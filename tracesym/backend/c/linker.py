@@ -211,7 +211,7 @@ def _compile_kernels(nodes, kinds, compiledir, wholes, names, extra=()):
         return names, None, None
     mod = cache.load(parts, "".join(decls), compiledir, header=cgen.HEADER, shared=shared)
     for tag, program, *_ in wholes:
-        if any(kind == "matmul" for kind, *_ in program):
+        if entry.uses_blas(program):
             blas.bind(mod.lib, mod.ffi, entry.blas_prefix(tag))
     return names, mod.lib, mod.ffi
 
