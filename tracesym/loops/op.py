@@ -20,6 +20,10 @@ the function's mode and lowered once per signature (at most `MAX_SPECIALIZED`). 
 shapes prove what the symbolic ones cannot across the loop's boundary (a gradient's sums to a
 shape vanish, elementwise work fuses into one kernel); a step that does not type on them, or
 a loop over ever new shapes, runs the step compiled for any shapes.
+
+The loop runs in Python (`_loop_source`: a call of the step's runner per step), or, where the
+linker made the step one C call that can loop (the C linker's entry, `Graph.looped`), in one
+C call over all steps (`_c_steps`): about 20 ns a step instead of a microsecond.
 """
 
 from __future__ import annotations
@@ -59,12 +63,13 @@ def row_type(t: TensorType) -> TensorType:
 
 
 def _loop_source(seq_ndims, taps, lags, kinds, tap_ndims, n_nit, n_non_seqs) -> str:
-    """Python source of `loop(run, n, seqs, nons, bufs, state, shapes, error)`, which runs the
-    `n` steps and returns (the final value of each recurrent output, the stacked per-step
-    outputs).  Locals: `s<k>` sequences, `c<j>` non-sequences, `b<r>` buffers or rings, `p<r>`
-    the latest value of a recurrent output, `w<r>` its row shape, `y<k>`/`u<k>` a per-step
-    output's stack and row shape (allocated on the first step, when the shape is known).  A
-    row is read as `x[t, ...]` where `x[t]` would be a numpy scalar rather than an array."""
+    """Python source of `loop(run, lo, n, seqs, nons, bufs, state, shapes, error, ys)`, which
+    runs steps lo..n-1 and returns (the final value of each recurrent output, the stacked
+    per-step outputs).  Locals: `s<k>` sequences, `c<j>` non-sequences, `b<r>` buffers or
+    rings, `p<r>` the latest value of a recurrent output, `w<r>` its row shape, `y<k>`/`u<k>`
+    a per-step output's stack and row shape (`ys`, or allocated on the first step, when the
+    shape is known).  A row is read as `x[t, ...]` where `x[t]` would be a numpy scalar
+    rather than an array."""
     def names(prefix, count):
         return "".join(f"{prefix}{i}, " for i in range(count))
 
@@ -72,14 +77,16 @@ def _loop_source(seq_ndims, taps, lags, kinds, tap_ndims, n_nit, n_non_seqs) -> 
         return "" if ndim else ", ..."
 
     n_rec = len(taps)
-    lines = ["def loop(run, n, seqs, nons, bufs, state, shapes, error):"]
+    lines = ["def loop(run, lo, n, seqs, nons, bufs, state, shapes, error, ys):"]
     for prefix, count, src in (("s", len(seq_ndims), "seqs"), ("c", n_non_seqs, "nons"),
                                ("b", n_rec, "bufs"), ("p", n_rec, "state"),
                                ("w", n_rec, "shapes")):
         if count:
             lines.append(f"    {names(prefix, count)}= {src}")
     if n_nit:
-        lines.append(f"    {names('y', n_nit)}= {names('u', n_nit)}= {'None, ' * n_nit}")
+        lines.append(f"    {names('y', n_nit)}= ys")
+        lines.append(f"    {names('u', n_nit)}= "
+                     + "".join(f"None if y{k} is None else y{k}.shape[1:], " for k in range(n_nit)))
     args = [f"s{k}[t{row(nd)}]" for k, nd in enumerate(seq_ndims)]
     for r, (tp, lag, kind, nd) in enumerate(zip(taps, lags, kinds, tap_ndims)):
         for k in tp:
@@ -90,7 +97,7 @@ def _loop_source(seq_ndims, taps, lags, kinds, tap_ndims, n_nit, n_non_seqs) -> 
             else:
                 args.append(f"b{r}[t + {lag + k}{row(nd)}]")
     args += [f"c{j}" for j in range(n_non_seqs)]
-    lines += ["    for t in range(n):", f"        o = run([{', '.join(args)}])"]
+    lines += ["    for t in range(lo, n):", f"        o = run([{', '.join(args)}])"]
     for r, (lag, kind) in enumerate(zip(lags, kinds)):
         lines += [f"        p{r} = o[{r}]",
                   f"        if p{r}.shape != w{r}:", f"            error({r}, p{r}.shape, w{r}, t)"]
@@ -132,6 +139,8 @@ def lower_together(ops, graphs, cfg) -> list:
     for j, op in enumerate(ops):
         by_linker.setdefault(op.linker or cfg.linker, []).append(j)
     inners = [None] * len(ops)
+    for g in graphs:
+        g.looped = True
     for name, js in by_linker.items():
         link = LINKERS[name]
         many = getattr(link, "many", None)
@@ -292,6 +301,7 @@ class Scan(Op):
         from ..trace.function import LINKERS
 
         cfg = config.snapshot()
+        graph.looped = True
         return self._inner(graph, LINKERS[self.linker or cfg.linker](graph, cfg))
 
     def _inner(self, graph, run) -> "_Inner":
@@ -415,8 +425,14 @@ class Scan(Op):
                 buf[:lag] = init
             bufs.append(buf)
             state.append(init[lag - 1, ...])
-        state, nit = self._loop()(run, n, seqs, nons, bufs, state,
-                                  [init.shape[1:] for init in inits], self._shape_error)
+        lo, ys = 0, [None] * self.n_nit
+        if n > 1 and getattr(run, "loop", None) is not None and "ring" not in self._kinds:
+            lo, ys = self._c_steps(run.loop, n, seqs, nons, bufs, state, inits)
+        if lo < n:
+            state, nit = self._loop()(run, lo, n, seqs, nons, bufs, state,
+                                      [init.shape[1:] for init in inits], self._shape_error, ys)
+        else:
+            nit = ys
         results = []
         for r, (init, lag, kind) in enumerate(zip(inits, self.lags, self._kinds)):
             if kind == "last":
@@ -431,6 +447,38 @@ class Scan(Op):
                 v = np.empty((0,) + tuple(0 if s is None else s for s in o.type.shape), o.dtype)
             results.append(v)
         return results
+
+    def _c_steps(self, loop, n, seqs, nons, bufs, state, inits):
+        """Run the steps in one C call, where the step is one C entry with a loop (`run.loop`,
+        `entry.render_loop`): (steps done, the per-step outputs' stacks).  Each argument is a
+        row of an array, a step further each step: a sequence's row, a tap's row of its
+        output's buffer, or the other row of a pair (an output of which only the last value
+        is kept).  `state` becomes the latest value of each recurrent output."""
+        walks = [(s, s.strides[0], 0, 0) for s in seqs]
+        outs, pairs = [], {}
+        for r, (taps, lag, kind, init) in enumerate(zip(self.taps, self.lags, self._kinds, inits)):
+            if kind == "last":  # step t reads row (t + 1) % 2 and writes row t % 2
+                pair = pairs[r] = np.empty((2,) + init.shape[1:], init.dtype)
+                pair[1] = state[r]
+                walks.append((pair, pair.strides[0], 1, 2))
+                outs.append((pair, pair.strides[0], 0, 2))
+                continue
+            buf = bufs[r]
+            walks += [(buf, buf.strides[0], lag + k, 0) for k in taps]
+            outs.append((buf, buf.strides[0], lag, 0))
+        args = [a[off % ring if ring else off, ...] for a, _, off, ring in walks]
+        walks += [(c, 0, 0, 0) for c in nons]
+        plan = loop.plan(args + list(nons))
+        if plan is None or any((a.shape[1:], a.dtype) != got
+                               for (a, *_), got in zip(outs, plan.outs)):
+            return 0, [None] * self.n_nit  # the loop in Python says what is wrong
+        ys = [np.empty((n,) + shape, dt) for shape, dt in plan.outs[self.n_rec:]]
+        done = loop(plan, walks + outs + [(y, y.strides[0], 0, 0) for y in ys], 0, n)
+        if done:
+            for r, lag in enumerate(self.lags):
+                state[r] = (pairs[r][(done - 1) % 2, ...] if r in pairs
+                            else bufs[r][done - 1 + lag, ...])
+        return done, ys
 
     @staticmethod
     def _contiguous(nons, which):

@@ -313,6 +313,10 @@ class Graph(nx.DiGraph):
     """A function's graph: a networkx DiGraph of Variables and Apply nodes, plus the ordered
     `inputs` and `outputs` it computes.  Built once from the Apply structure."""
 
+    #: set on a loop's step before it is linked: it runs many times on rows of the same
+    #: layout, which a linker may loop over itself (the C linker's `entry.render_loop`)
+    looped = False
+
     def __init__(self, inputs=(), outputs=(), update_targets=(), **attr):
         super().__init__(**attr)
         self.inputs = list(inputs)

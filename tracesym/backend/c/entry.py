@@ -90,8 +90,10 @@ def blas_meta(a, b):
     return m if max(m) < 2**31 else None
 
 
-def render(program, names, in_slots, out_slots, tag: str = "") -> tuple[str, str]:
-    """(C source, cdef) of `ts_entry<tag>(m, t, i0.., o0..)`.  `program`: per node (kind, kernel
+def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = False
+           ) -> tuple[str, str]:
+    """(C source, cdef) of `ts_entry<tag>(m, t, i0.., o0..)`, and with `loop` of
+    `ts_entry<tag>_loop`, which calls it for the steps of a loop (`render_loop`).  `program`: per node (kind, kernel
     key, input slots, output slots); `names`: kernel key -> C name; `tag` tells apart the
     entries of several schedules in one module (their tables and BLAS pointers too).  m[k] is node k's
     metadata: for an elementwise node [1, n] (contiguous loop over n elements) or [0, strided
@@ -169,7 +171,32 @@ def render(program, names, in_slots, out_slots, tag: str = "") -> tuple[str, str
         src += [f"    case {i}:  /* {kind} {arg} */", f"      {call}",
                 f"      c += {2 + n};", "      break;"]
     src += ["    }", "    if (s) return s;", "  }", "  return 0;", "}"]
-    return "\n".join(src) + "\n", f"int {ENTRY}{tag}({params});\n" + (blas.setter(blas_tag) if gemm else "")
+    cdef = f"int {ENTRY}{tag}({params});\n" + (blas.setter(blas_tag) if gemm else "")
+    if loop:
+        loop_src, loop_cdef = render_loop(tag, len(in_slots) + len(out_slots))
+        src.append(loop_src)
+        cdef += loop_cdef
+    return "\n".join(src) + "\n", cdef
+
+
+def render_loop(tag: str, n_args: int) -> tuple[str, str]:
+    """(C source, cdef) of `ts_entry<tag>_loop(lo, hi, m, t, base, walk)`, which runs the
+    entry for steps lo..hi-1 of a loop with one plan (m, t): argument i of step j is row
+    r = j + walk[3i + 1] (mod walk[3i + 2] where that is not 0) of the array at base[i],
+    whose rows are walk[3i] bytes apart (0: the same array every step).  It returns 0, or
+    1 + the number of steps done before one whose entry reported a status."""
+    args = ", ".join(f"p[{i}]" for i in range(n_args))
+    src = [f"int64_t {ENTRY}{tag}_loop(int64_t lo, int64_t hi, int64_t **m, char **t, "
+           "char **base, const int64_t *walk)", "{", f"  char *p[{max(n_args, 1)}];",
+           "  for (int64_t j = lo; j < hi; j++) {",
+           f"    for (int i = 0; i < {n_args}; i++) {{",
+           "      const int64_t *w = walk + 3 * i;",
+           "      const int64_t r = w[2] ? (j + w[1]) % w[2] : j + w[1];",
+           "      p[i] = base[i] + r * w[0];", "    }",
+           f"    if ({ENTRY}{tag}(m, t{', ' if n_args else ''}{args})) return j - lo + 1;",
+           "  }", "  return 0;", "}"]
+    return "\n".join(src) + "\n", (f"int64_t {ENTRY}{tag}_loop(int64_t lo, int64_t hi, "
+                                    "int64_t **m, char **t, char **base, const int64_t *walk);\n")
 
 
 def blas_prefix(tag: str) -> str:
@@ -255,7 +282,7 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
                 [(arrays[s].shape, arrays[s].dtype) for s in out_slots])
 
 
-def fast_runner(fn, ffi, plan_for, slow, in_ndims, out_ndims):
+def fast_runner(fn, ffi, plan_for, slow, in_ndims, out_ndims, loop_fn=None):
     """`run(values)` calling entry `fn` once with the plan of the arguments' layout (made by
     `plan_for(values)`, None where the entry does not apply: `slow(values)` runs instead).
     The current plan's fields sit in one list, `cur`: [layout, m, t, plan, then per output
@@ -264,7 +291,8 @@ def fast_runner(fn, ffi, plan_for, slow, in_ndims, out_ndims):
     into it again where nothing else references it any more (the caller dropped the
     result), instead of a new array whose every page the system must map and zero.
     Where every input is 0-d (a scan's scalar step) the layout is always the same: no key
-    is built per call."""
+    is built per call.  With `loop_fn` (the entry's `render_loop`), `run.loop` (a `Loop`)
+    runs the steps of a loop in one C call."""
     n_in = len(in_ndims)
     vs = "".join(f"v{j}, " for j in range(n_in))
     key = "(" + "".join(f"v{j}.shape, v{j}.strides, " for j in range(n_in)) + ")"
@@ -316,4 +344,33 @@ def fast_runner(fn, ffi, plan_for, slow, in_ndims, out_ndims):
     exec(compile("\n".join(src) + "\n", "<tracesym entry>", "exec"), scope)
     run = scope["run"]
     run.plans = plans
+
+    def plan_of(values):
+        key = tuple([x for v in values for x in (v.shape, v.strides)])
+        return cur[3] if key == cur[0] or switch(key, values) else None
+
+    if loop_fn is not None:
+        run.loop = Loop(loop_fn, ffi, plan_of)
     return run
+
+
+class Loop:
+    """The steps of a loop run by an entry in one C call (`render_loop`): `plan(values)` is
+    the entry's `Plan` for a step's inputs (None where the entry does not cover their
+    layout), every step of the loop having their layout; the plan's `outs` say what each
+    output array's rows must be."""
+
+    def __init__(self, fn, ffi, plan):
+        self.fn, self.ffi, self.plan = fn, ffi, plan
+
+    def __call__(self, plan, walks, lo, hi) -> int:
+        """Run steps lo..hi-1: `walks` per input then output (array, byte step between its
+        rows, row offset, ring: see `render_loop`), an output array's rows C-contiguous, of
+        the plan's shape and dtype.  The number of steps done: fewer where an entry reports
+        a status (the per-node runner then runs that step, and raises what it meets)."""
+        ffi = self.ffi
+        base = ffi.new("char *[]", [ffi.cast("char *", a.ctypes.data) for a, *_ in walks])
+        walk = np.array([w[1:] for w in walks], np.int64)
+        failed = self.fn(lo, hi, plan.m, plan.t, base, ffi.from_buffer("int64_t[]", walk))
+        return hi - lo if failed == 0 else failed - 1
+

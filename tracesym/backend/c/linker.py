@@ -157,7 +157,8 @@ def _partial(node, prog) -> str | None:
 def _compile(nodes, kinds, compiledir, wholes=()):
     """One module holding every distinct kernel once, named after the first node that uses
     it: (kernel key -> name, lib, ffi).  `wholes`: per schedule that one entry runs
-    (`entry.render`), added to the module, (tag, program, input slots, output slots)."""
+    (`entry.render`), added to the module, (tag, program, input slots, output slots, whether
+    it runs a loop's steps: `Graph.looped`)."""
     names = {}
     ops = {key: nodes[k] for k, (kind, key) in kinds.items()
            if kind == "op" and type(nodes[k].op) in OP_STEPS}
@@ -203,8 +204,8 @@ def _compile_kernels(nodes, kinds, compiledir, wholes, names, extra=()):
     if any(kind == "elemwise" and key[2] > 0 for kind, key in kinds.values()):
         shared.append(cgen.DRIVER)  # the loops of kernels over arrays (not 0-d ones)
     protos = "".join(decls)
-    for tag, program, ins, outs in wholes:  # the kernels' prototypes first: it may be a unit
-        src, decl = entry.render(program, names, ins, outs, tag)
+    for tag, program, ins, outs, loop in wholes:  # the kernels' prototypes first: it may be a unit
+        src, decl = entry.render(program, names, ins, outs, tag, loop)
         parts.append(protos + src)
         decls.append(decl)
     if not parts and not shared:
@@ -281,7 +282,8 @@ class _Planned:
         if entry.eligible(kinds, len(nodes), out_slots,
                           {slot_of(v) for n in nodes for v in n.outputs}):
             self.whole = (tag, [(*kinds[k], self.ins_of(n), self.outs_of(n))
-                                for k, n in enumerate(nodes)], self.in_slots, out_slots)
+                                for k, n in enumerate(nodes)], self.in_slots, out_slots,
+                          graph.looped)
 
     def ins_of(self, node):
         return [self.slot_of(v) for v in node.inputs]
@@ -358,7 +360,8 @@ class _Planned:
                 getattr(lib, entry.ENTRY + tag), ffi,
                 lambda values: entry.make_plan(nodes, program, trusted, ffi, values, in_slots,
                                                out_slots, init),
-                slow, [v.ndim for v in graph.inputs], [v.ndim for v in graph.outputs])
+                slow, [v.ndim for v in graph.inputs], [v.ndim for v in graph.outputs],
+                getattr(lib, entry.ENTRY + tag + "_loop") if self.whole[4] else None)
             out_fresh = [True] * len(out_slots)
         run.fallbacks = self.fallbacks
         run.fresh = out_fresh
