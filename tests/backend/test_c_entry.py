@@ -116,6 +116,33 @@ def test_gemm_runs_in_the_entry_on_a_copy_of_z(rng):
     assert [bool(p) for p in f._run.plans.values()] == [True, False]  # F-ordered y: per node
 
 
+def test_views_and_concatenations_run_in_the_entry(rng):
+    """Transposes and slices of constant bounds are pointer offsets in the entry (of an
+    argument or of an intermediate, whose buffer then lives as long as the view is read);
+    concatenations copy row by row.  An output that is a view, and slices of symbolic bounds,
+    keep the per-node runner; inputs of a concatenation that are not contiguous run it per
+    node for that layout."""
+    x, y = ts.dmatrix("x"), ts.dmatrix("y")
+    a = ts.exp(x)
+    s = a.sum()
+    b = x * 3 + s  # as big as `a`, made once `a` itself is read no more
+    out = ts.concatenate([a[:, :2] * b[:, 1:3], ts.tanh(y.T[1:, 2:4])], axis=0)
+    f, ref = both([x, y], [out, ts.concatenate([x, y.T * 2], axis=1)])
+    assert hasattr(f._run, "plans")
+    xv, yv = rng.normal(size=(3, 4)), rng.normal(size=(5, 3))
+    assert_same(f(xv, yv), ref(xv, yv))
+    assert_same(f(xv[:, ::-1].copy(), yv), ref(xv[:, ::-1].copy(), yv))
+    assert [bool(p) for p in f._run.plans.values()] == [True]
+
+    g, ref = both([x], ts.concatenate([x[:, :2], x[:, 1:3]], axis=1))  # strided inputs
+    assert_same(g(xv), ref(xv))
+    assert [bool(p) for p in g._run.plans.values()] == [False]
+    for outs in ([x * 2, (x * 2).T], [x[: x.shape[0] - 1] * 2]):  # a view out; symbolic bounds
+        h, ref = both([x], outs)
+        assert not hasattr(h._run, "plans")
+        assert_same(h(xv), ref(xv))
+
+
 def test_entry_blas_layouts():
     a = np.zeros((4, 6))
     assert entry.blas_meta(a, a.T) == [4, 4, 6, 0, 1, 6, 6]

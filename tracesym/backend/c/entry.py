@@ -29,6 +29,8 @@ import weakref
 import numpy as np
 
 from ...ops.blas import Gemm
+from ...ops.shape import Concatenate, DimShuffle
+from ...ops.subtensor import Subtensor
 from . import blas
 
 ENTRY = "ts_entry"
@@ -39,11 +41,11 @@ RECYCLE_BYTES = 1 << 20
 
 def eligible(kinds, n_nodes, out_slots, made) -> bool:
     """Whether one entry can run the whole schedule: every node is an elementwise or reduction
-    kernel or a product through CBLAS, and every output is made by one of them (in `made`),
-    returned once.  The entry gives every node a buffer of its own, so the outputs are new
+    kernel, a product through CBLAS, a view or a concatenation (`entry_kind`), and every
+    output is made by one of them other than a view (in `made`), returned once.  The entry gives every node a buffer of its own, so the outputs are new
     arrays even where a node is in place (`destroy_map`): its input is then left as it was,
     which no later node reads."""
-    return (n_nodes > 0 and all(kinds.get(k, ("",))[0] in ("elemwise", "reduce")
+    return (n_nodes > 0 and all(kinds.get(k, ("",))[0] in ("elemwise", "reduce", "view", "concat")
                                 or kinds.get(k) in BLAS_KINDS or _gemm_of(kinds.get(k))
                                 for k in range(n_nodes))
             and set(out_slots) <= made and len(set(out_slots)) == len(out_slots))
@@ -52,6 +54,20 @@ def eligible(kinds, n_nodes, out_slots, made) -> bool:
 #: (kind, key) of the matrix products the entry runs through CBLAS (`blas.py`)
 BLAS_KINDS = {("matmul", "float64"), ("matmul", "float32")}
 _C_TYPES = {"float64": "double", "float32": "float"}
+
+
+def entry_kind(node):
+    """(kind, key) of a node without a kernel that the entry runs itself, else None: a view
+    ("view": `DimShuffle`, `Subtensor` of constant bounds; the plan finds its byte offset,
+    the entry adds it to its input's pointer) or a concatenation of arrays of its dtype
+    ("concat": row by row)."""
+    op = node.op
+    if isinstance(op, DimShuffle) or (type(op) is Subtensor and len(node.inputs) == 1):
+        return ("view", None)
+    dt = node.outputs[0].dtype
+    if isinstance(op, Concatenate) and all(v.dtype == dt for v in node.inputs):
+        return ("concat", dt)
+    return None
 
 
 def uses_blas(program) -> bool:
@@ -115,7 +131,7 @@ def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = Fals
         case = (kind, key if kind in ("matmul", "gemm") else n)
         if case not in cases:
             cases.append(case)
-        if kind in ("matmul", "gemm"):
+        if kind in ("matmul", "gemm", "view", "concat"):
             fn = 0
         else:
             name = names[key]
@@ -158,6 +174,17 @@ def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = Fals
                     f"        ts{blas_tag}_gemm_{arg}(m[k], *(const {t} *)p[c[3]], (void *)p[c[4]], "
                     "(void *)p[c[5]], beta, (void *)p[c[7]]); }")
             n = 6
+        elif kind == "view":  # m[k][0]: the view's byte offset in its input
+            call = "p[c[3]] = p[c[2]] + m[k][0];"
+            n = 2
+        elif kind == "concat":  # m[k]: rows, the output's row bytes, each input's row bytes
+            n = arg
+            call = ("{ char *o = p[c[" + str(1 + n) + "]];\n"
+                    f"        for (int j = 0; j < {n - 1}; j++) {{\n"
+                    "          const char *a = p[c[2 + j]];\n"
+                    "          const int64_t b = m[k][2 + j];\n"
+                    "          for (int64_t r = 0; r < m[k][0]; r++) memcpy(o + r * m[k][1], a + r * b, b);\n"
+                    "          o += b;\n        } }")
         else:
             n = arg
             ptrs = ", ".join(f"p[c[{2 + j}]]" for j in range(n))
@@ -233,46 +260,55 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
     `steps[k]` is node k's (elementwise or reduction) step: `out_shapes(args)` gives the
     shapes of its outputs, `layout_meta(args, outs)` the metadata of its kernel.  An
     intermediate's buffer is reused by a later intermediate of the same size once its last
-    reader has run, so a plan holds about what the per-node runner's peak does."""
+    reader has run (or the last reader of a view of it), so a plan holds about what the
+    per-node runner's peak does."""
     if not all(a.flags.c_contiguous and a.size for a in values):
         return None
     arrays = {s: init[s] for s in range(len(init)) if init[s] is not None}
     arrays.update(zip(in_slots, values))
     returned = set(out_slots)
-    last = {}
-    for k, (_, _, ins, outs) in enumerate(program):
-        last.update((o, k) for o in outs)  # an output nobody reads dies where it is made
-        last.update((i, k) for i in ins)
+    root, last = {}, {}  # a view's slot -> the slot whose memory it is; slot -> last use
+    for k, (kind, _, ins, outs) in enumerate(program):
+        if kind == "view":
+            root[outs[0]] = root.get(ins[0], ins[0])
+        last.update((root.get(o, o), k) for o in outs)  # an output nobody reads dies there
+        last.update((root.get(i, i), k) for i in ins)
     bufs = {}  # intermediate slot -> its bytes
     free: dict[int, list] = {}  # nbytes -> bytes of intermediates that are dead
     keep, metas = [], []
-    for k, (node, (_, _, ins, oslots)) in enumerate(zip(nodes, program)):
+    for k, (node, (kind, _, ins, oslots)) in enumerate(zip(nodes, program)):
         args = [arrays[s] for s in ins]
-        try:
-            shapes = steps[k].out_shapes(args)
-        except ValueError:  # shapes that do not broadcast: the per-node runner says where
-            return None
-        if any(0 in sh for sh in shapes):
-            return None
-        for s, sh, v in zip(oslots, shapes, node.outputs):
-            dt = np.dtype(v.type.dtype)
-            nbytes = math.prod(sh) * dt.itemsize
-            pool = free.get(nbytes)
-            if s in returned:  # a sample of its layout: each call allocates its own
-                buf = np.empty(nbytes, np.uint8)
-            elif pool:
-                buf = bufs[s] = pool.pop()
-            else:
-                buf = bufs[s] = np.empty(nbytes, np.uint8)
-                keep.append(buf)
-            arrays[s] = buf.view(dt).reshape(sh)
-        meta = steps[k].layout_meta(args, [arrays[s] for s in oslots])
+        if kind == "view":
+            meta = _view_meta(node, args[0], arrays, oslots[0])
+        else:
+            try:
+                shapes = (_concat_shapes(node, args) if kind == "concat"
+                          else steps[k].out_shapes(args))
+            except ValueError:  # shapes that do not broadcast: the per-node runner says where
+                return None
+            if any(0 in sh for sh in shapes):
+                return None
+            for s, sh, v in zip(oslots, shapes, node.outputs):
+                dt = np.dtype(v.type.dtype)
+                nbytes = math.prod(sh) * dt.itemsize
+                pool = free.get(nbytes)
+                if s in returned:  # a sample of its layout: each call allocates its own
+                    buf = np.empty(nbytes, np.uint8)
+                elif pool:
+                    buf = bufs[s] = pool.pop()
+                else:
+                    buf = bufs[s] = np.empty(nbytes, np.uint8)
+                    keep.append(buf)
+                arrays[s] = buf.view(dt).reshape(sh)
+            outs = [arrays[s] for s in oslots]
+            meta = (_concat_meta(node, args, outs[0]) if kind == "concat"
+                    else steps[k].layout_meta(args, outs))
         if meta is None:  # a layout the kernel does not take
             return None
         meta = np.asarray(meta, np.int64)
         keep.append(meta)
         metas.append(ffi.from_buffer("int64_t[]", meta))
-        for s in set(ins + oslots):
+        for s in {root.get(s, s) for s in ins + oslots}:
             if last[s] == k and s in bufs:
                 free.setdefault(bufs[s].size, []).append(bufs.pop(s))
     table = [ffi.cast("char *", arrays[s].ctypes.data)  # a constant may be any view: its
@@ -280,6 +316,40 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
     keep += [init[s] for s in range(len(init)) if init[s] is not None] + metas
     return Plan(ffi, metas, table, keep,
                 [(arrays[s].shape, arrays[s].dtype) for s in out_slots])
+
+
+def _view_meta(node, x, arrays, slot):
+    """[byte offset of the view in x], the view itself in `arrays[slot]` (later nodes' metadata
+    follow its strides); None where it is empty or not a view of x."""
+    try:
+        (view,) = node.op.perform(node, [x])
+    except (ValueError, IndexError):  # the per-node runner says where
+        return None
+    offset = view.ctypes.data - x.ctypes.data
+    if not (view.size and np.may_share_memory(view, x) and 0 <= offset < x.nbytes):
+        return None
+    arrays[slot] = view
+    return [offset]
+
+
+def _concat_shapes(node, args):
+    axis = node.op.axis
+    shape = list(args[0].shape)
+    if any(a.shape[:axis] != args[0].shape[:axis] or a.shape[axis + 1:] != args[0].shape[axis + 1:]
+           for a in args):
+        raise ValueError("concatenate: shapes differ off the axis")
+    shape[axis] = sum(a.shape[axis] for a in args)
+    return [tuple(shape)]
+
+
+def _concat_meta(node, args, out):
+    """[rows, the output's row bytes, each input's row bytes]: a row is everything from the
+    axis on; None where an input is not C-contiguous."""
+    axis = node.op.axis
+    if not all(a.flags.c_contiguous for a in args):
+        return None
+    row = [math.prod(a.shape[axis:]) * a.itemsize for a in args]
+    return [math.prod(out.shape[:axis]), sum(row), *row]
 
 
 def fast_runner(fn, ffi, plan_for, slow, in_ndims, out_ndims, loop_fn=None):

@@ -279,9 +279,12 @@ class _Planned:
                 for v in node.outputs:
                     fresh[slot_of(v)] = k
         self.whole = None
-        if entry.eligible(kinds, len(nodes), out_slots,
-                          {slot_of(v) for n in nodes for v in n.outputs}):
-            self.whole = (tag, [(*kinds[k], self.ins_of(n), self.outs_of(n))
+        whole = {k: kinds.get(k) or entry.entry_kind(n) for k, n in enumerate(nodes)}
+        whole = {k: kind for k, kind in whole.items() if kind is not None}
+        if entry.eligible(whole, len(nodes), out_slots, {slot_of(v) for k, n in enumerate(nodes)
+                                                         if whole.get(k, ("",))[0] != "view"
+                                                         for v in n.outputs}):
+            self.whole = (tag, [(*whole[k], self.ins_of(n), self.outs_of(n))
                                 for k, n in enumerate(nodes)], self.in_slots, out_slots,
                           graph.looped)
 
@@ -345,7 +348,7 @@ class _Planned:
         run.validated = runner(typed | set(in_slots))
         if self.whole is not None:
             tag, program = self.whole[:2]
-            trusted = [steps[(k, True)] for k in range(len(nodes))]
+            trusted = [steps.get((k, True)) or steps[(k, False)] for k in range(len(nodes))]
             per_node = run.validated
             copies = [j for j, f in enumerate(out_fresh) if not f]
 
