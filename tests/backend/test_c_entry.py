@@ -143,6 +143,18 @@ def test_views_and_concatenations_run_in_the_entry(rng):
         assert_same(h(xv), ref(xv))
 
 
+def test_an_output_returned_twice_is_copied_by_the_entry(rng):
+    x = ts.dmatrix("x")
+    e = ts.exp(x)
+    f, ref = both([x], [e, x * 2, e])
+    assert hasattr(f._run, "plans")
+    xv = rng.normal(size=(3, 4))
+    got = f(xv)
+    assert_same(got, ref(xv))
+    assert [bool(p) for p in f._run.plans.values()] == [True]
+    assert got[0] is not got[2] and not np.may_share_memory(got[0], got[2])
+
+
 def test_entry_blas_layouts():
     a = np.zeros((4, 6))
     assert entry.blas_meta(a, a.T) == [4, 4, 6, 0, 1, 6, 6]

@@ -42,13 +42,14 @@ RECYCLE_BYTES = 1 << 20
 def eligible(kinds, n_nodes, out_slots, made) -> bool:
     """Whether one entry can run the whole schedule: every node is an elementwise or reduction
     kernel, a product through CBLAS, a view or a concatenation (`entry_kind`), and every
-    output is made by one of them other than a view (in `made`), returned once.  The entry gives every node a buffer of its own, so the outputs are new
+    output is made by one of them other than a view (in `made`); an output returned twice
+    is then copied (a "copy" node of the program).  The entry gives every node a buffer of its own, so the outputs are new
     arrays even where a node is in place (`destroy_map`): its input is then left as it was,
     which no later node reads."""
     return (n_nodes > 0 and all(kinds.get(k, ("",))[0] in ("elemwise", "reduce", "view", "concat")
                                 or kinds.get(k) in BLAS_KINDS or _gemm_of(kinds.get(k))
                                 for k in range(n_nodes))
-            and set(out_slots) <= made and len(set(out_slots)) == len(out_slots))
+            and set(out_slots) <= made)
 
 
 #: (kind, key) of the matrix products the entry runs through CBLAS (`blas.py`)
@@ -131,7 +132,7 @@ def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = Fals
         case = (kind, key if kind in ("matmul", "gemm") else n)
         if case not in cases:
             cases.append(case)
-        if kind in ("matmul", "gemm", "view", "concat"):
+        if kind in ("matmul", "gemm", "view", "concat", "copy"):
             fn = 0
         else:
             name = names[key]
@@ -176,6 +177,9 @@ def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = Fals
             n = 6
         elif kind == "view":  # m[k][0]: the view's byte offset in its input
             call = "p[c[3]] = p[c[2]] + m[k][0];"
+            n = 2
+        elif kind == "copy":  # m[k][0] bytes
+            call = "memcpy(p[c[3]], p[c[2]], m[k][0]);"
             n = 2
         elif kind == "concat":  # m[k]: rows, the output's row bytes, each input's row bytes
             n = arg
@@ -257,7 +261,8 @@ class Plan:
 
 def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
     """The `Plan` for arguments `values`, or None when the entry does not cover their layout.
-    `steps[k]` is node k's (elementwise or reduction) step: `out_shapes(args)` gives the
+    `nodes` and `steps` line up with `program` (None for its copies of an output); `steps[k]`
+    is node k's (elementwise, reduction or product) step: `out_shapes(args)` gives the
     shapes of its outputs, `layout_meta(args, outs)` the metadata of its kernel.  An
     intermediate's buffer is reused by a later intermediate of the same size once its last
     reader has run (or the last reader of a view of it), so a plan holds about what the
@@ -282,14 +287,15 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
             meta = _view_meta(node, args[0], arrays, oslots[0])
         else:
             try:
-                shapes = (_concat_shapes(node, args) if kind == "concat"
-                          else steps[k].out_shapes(args))
+                shapes = ([args[0].shape] if kind == "copy" else _concat_shapes(node, args)
+                          if kind == "concat" else steps[k].out_shapes(args))
             except ValueError:  # shapes that do not broadcast: the per-node runner says where
                 return None
             if any(0 in sh for sh in shapes):
                 return None
-            for s, sh, v in zip(oslots, shapes, node.outputs):
-                dt = np.dtype(v.type.dtype)
+            dts = [args[0].dtype] if kind == "copy" else [np.dtype(v.type.dtype)
+                                                          for v in node.outputs]
+            for s, sh, dt in zip(oslots, shapes, dts):
                 nbytes = math.prod(sh) * dt.itemsize
                 pool = free.get(nbytes)
                 if s in returned:  # a sample of its layout: each call allocates its own
@@ -301,8 +307,8 @@ def make_plan(nodes, program, steps, ffi, values, in_slots, out_slots, init):
                     keep.append(buf)
                 arrays[s] = buf.view(dt).reshape(sh)
             outs = [arrays[s] for s in oslots]
-            meta = (_concat_meta(node, args, outs[0]) if kind == "concat"
-                    else steps[k].layout_meta(args, outs))
+            meta = ([args[0].nbytes] if kind == "copy" else _concat_meta(node, args, outs[0])
+                    if kind == "concat" else steps[k].layout_meta(args, outs))
         if meta is None:  # a layout the kernel does not take
             return None
         meta = np.asarray(meta, np.int64)

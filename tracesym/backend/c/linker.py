@@ -284,9 +284,15 @@ class _Planned:
         if entry.eligible(whole, len(nodes), out_slots, {slot_of(v) for k, n in enumerate(nodes)
                                                          if whole.get(k, ("",))[0] != "view"
                                                          for v in n.outputs}):
-            self.whole = (tag, [(*whole[k], self.ins_of(n), self.outs_of(n))
-                                for k, n in enumerate(nodes)], self.in_slots, out_slots,
-                          graph.looped)
+            program = [(*whole[k], self.ins_of(n), self.outs_of(n)) for k, n in enumerate(nodes)]
+            outs = []
+            for s in out_slots:  # an output returned again: a copy, in a slot of its own
+                if s in outs:
+                    program.append(("copy", None, [s], [len(slot_of.init)]))
+                    s = len(slot_of.init)
+                    slot_of.init.append(None)
+                outs.append(s)
+            self.whole = (tag, program, self.in_slots, outs, graph.looped)
 
     def ins_of(self, node):
         return [self.slot_of(v) for v in node.inputs]
@@ -347,7 +353,8 @@ class _Planned:
         # checks its arguments; shared values are checked when set)
         run.validated = runner(typed | set(in_slots))
         if self.whole is not None:
-            tag, program = self.whole[:2]
+            tag, program, _, entry_outs = self.whole[:4]
+            pad = [None] * (len(program) - len(nodes))  # the program's copies of an output
             trusted = [steps.get((k, True)) or steps[(k, False)] for k in range(len(nodes))]
             per_node = run.validated
             copies = [j for j, f in enumerate(out_fresh) if not f]
@@ -361,8 +368,8 @@ class _Planned:
 
             run.validated = entry.fast_runner(
                 getattr(lib, entry.ENTRY + tag), ffi,
-                lambda values: entry.make_plan(nodes, program, trusted, ffi, values, in_slots,
-                                               out_slots, init),
+                lambda values: entry.make_plan(nodes + pad, program, trusted + pad, ffi, values,
+                                               in_slots, entry_outs, init),
                 slow, [v.ndim for v in graph.inputs], [v.ndim for v in graph.outputs],
                 getattr(lib, entry.ENTRY + tag + "_loop") if self.whole[4] else None)
             out_fresh = [True] * len(out_slots)
