@@ -220,7 +220,8 @@ def test_entry_source_walks_a_table_of_its_nodes():
         "static const ts_any ts_fs[] = {(ts_any)k0_add_strided};\n"
         "static const ts_any ts_fr[] = {(ts_any)k1_sum};\n"
         "static const int32_t ts_prog[] = {0, 0, 0, 1, 3, 1, 0, 3, 2};\n"
-        "int ts_entry(int64_t **m, char **t, char *i0, char *i1, char *o0)\n"
+        '__attribute__((optimize("O1"))) int ts_entry(int64_t **m, char **t, char *i0, char *i1, '
+        "char *o0)\n"
         "{\n"
         "  char *p[4];\n"
         "  p[0] = i0;\n"
