@@ -594,6 +594,32 @@ def render_elemwise(name: str, program, scalars: frozenset, ndim: int) -> tuple[
     return "\n".join(funcs) + "\n", decl
 
 
+def dispatcher(pointers: int) -> str:
+    """The name of a module's dispatcher of elementwise kernels taking `pointers` pointers."""
+    return f"ts_ew{pointers}"
+
+
+def kernel_id(name: str) -> int:
+    """The number of kernel `name` (`k<number>_...`), its case in its dispatcher."""
+    return int(name[1:name.index("_")])
+
+
+def render_dispatch(pointers: int, names) -> tuple[str, str]:
+    """(C source, cdef) of `ts_ew<pointers>(k, meta, n, p0, ...)`: elementwise kernel number
+    k (`kernel_id`) of `names`, its strided loop over `meta` or, where `meta` is NULL, its
+    contiguous one over n elements.  A module exports one such function per pointer count
+    instead of two per kernel: cffi's wrapper of an exported function costs gcc about 4 ms,
+    W5's function held 18 of them."""
+    ps = ", ".join(f"p{i}" for i in range(pointers))
+    params = f"int k, const int64_t *meta, int64_t n, {', '.join(f'char *p{i}' for i in range(pointers))}"
+    src = [f'__attribute__((optimize("O1"))) int {dispatcher(pointers)}({params})', "{",
+           "  switch (k) {"]
+    src += [f"  case {kernel_id(n)}: return meta ? {n}_strided(meta, {ps}) : {n}_contig(n, {ps});"
+            for n in names]
+    src += ["  }", "  return -1;", "}"]
+    return "\n".join(src) + "\n", f"int {dispatcher(pointers)}({params});\n"
+
+
 class _Elemwise:
     """The C functions of one elementwise kernel, and what they share: operand names
     (`a<i>` inputs, `o<k>` outputs; `s<i>` the values of inputs in `scalars`) and types."""

@@ -191,20 +191,27 @@ def _compile_kernels(nodes, kinds, compiledir, wholes, names, extra=()):
     """`_compile` of the generated kernels and the `extra` (source, declarations) parts
     (`names` receives the kernels' names)."""
     parts, decls = [src for src, _ in extra], [decl for _, decl in extra]
-    shared = []
+    shared, by_count = [], {}  # pointer count -> the elementwise kernels taking that many
     for k, (kind, key) in kinds.items():
         if kind in ("op", "matmul") or key in names:
             continue
         name = f"k{len(names)}_{_ident(nodes[k].op)}"
         names[key] = name
-        src, decl = (cgen.render_reduce(name, *key) if kind == "reduce"
-                     else cgen.render_elemwise(name, *key))
+        if kind == "reduce":
+            src, decl = cgen.render_reduce(name, *key)
+            decls.append(decl)
+        else:
+            src, decl = cgen.render_elemwise(name, *key)
+            by_count.setdefault(_pointers(key[0]), []).append((name, decl))
         parts.append(src)
-        decls.append(decl)
     if any(kind == "elemwise" and key[2] > 0 for kind, key in kinds.values()):
         shared.append(cgen.DRIVER)  # the loops of kernels over arrays (not 0-d ones)
-    protos = "".join(decls)
-    for tag, program, ins, outs, loop in wholes:  # the kernels' prototypes first: it may be a unit
+    protos = "".join(decls) + "".join(d for ks in by_count.values() for _, d in ks)
+    for count, ks in by_count.items():  # the kernels' prototypes first: it may be a unit
+        src, decl = cgen.render_dispatch(count, [name for name, _ in ks])
+        parts.append(protos + src)
+        decls.append(decl)
+    for tag, program, ins, outs, loop in wholes:
         src, decl = entry.render(program, names, ins, outs, tag, loop)
         parts.append(protos + src)
         decls.append(decl)
@@ -436,12 +443,18 @@ def _out_buffer(cached, j, shape, dt):
     return b
 
 
+def _pointers(prog) -> int:
+    """How many pointers an elementwise kernel of `prog` takes: its inputs', its outputs'."""
+    return len(prog.in_dtypes) + len(prog.outputs)
+
+
 def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
     """The kernel loops over the broadcast shape of all inputs.  An output that reads only
     some inputs (in a fused program) has their broadcast shape, possibly smaller: it is
-    written through stride 0 along the dims it lacks (the same value, again)."""
-    contig = getattr(lib, name + "_contig")
-    strided = getattr(lib, name + "_strided")
+    written through stride 0 along the dims it lacks (the same value, again).  The kernel
+    is called through its module's dispatcher of its pointer count (`cgen.render_dispatch`)."""
+    call, kid, null = getattr(lib, cgen.dispatcher(_pointers(prog))), cgen.kernel_id(name), ffi.NULL
+
     dts = [np.dtype(d) for d in prog.in_dtypes]
     nds = [v.ndim for v in node.inputs]
     out_dts = [np.dtype(d) for d in prog.out_dtypes]
@@ -466,7 +479,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             # output may be its destroyed input whatever else aliases it
             outs = [args[destroy[j]] if j in destroy and args[destroy[j]].flags.writeable
                     else np.empty((), dt) for j, dt in enumerate(out_dts)]
-            status = contig(1, *[fb(a) for a in args], *[fb(o) for o in outs])
+            status = call(kid, null, 1, *[fb(a) for a in args], *[fb(o) for o in outs])
             if status:
                 _raise(status)
             return outs
@@ -478,7 +491,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
                 shape, meta = known
                 outs = [_out_buffer(cached, j, shape, dt) if private[j] else np.empty(shape, dt)
                         for j, dt in enumerate(out_dts)]
-                status = strided(meta, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
+                status = call(kid, meta, 0, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
                 if status:
                     _raise(status)
                 return outs
@@ -489,7 +502,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             if 0 in shape:
                 return outs
             if all(args[i].flags.c_contiguous for i in arrays):
-                status = contig(math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
+                status = call(kid, null, math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
                 if status:
                     _raise(status)
                 return outs
@@ -522,7 +535,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             return outs
         if all(args[i].shape == shape and args[i].flags.c_contiguous for i in arrays) and all(
                 o.shape == shape and o.flags.c_contiguous for o in outs):
-            status = contig(math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
+            status = call(kid, null, math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
             if status:
                 _raise(status)
             return outs
@@ -535,7 +548,7 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             meta = _remember(metas, layout, fb("int64_t[]", _meta(args, arrays, outs, shape, nd)))
         if plain and 0 not in shape:  # outputs new C-contiguous arrays: a layout of the args
             _remember(broadcasts, layout[:len(args)], (shape, meta))
-        status = strided(meta, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
+        status = call(kid, meta, 0, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
         if status:
             _raise(status)
         return outs
