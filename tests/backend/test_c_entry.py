@@ -109,7 +109,8 @@ def test_gemm_runs_in_the_entry_on_a_copy_of_z(rng):
     zv, xv, yv = rng.normal(size=(4, 5)), rng.normal(size=(4, 3)), rng.normal(size=(3, 5))
     nan = zv.copy()
     nan[1, 2] = np.nan
-    for args in ([zv, 0.5, xv, yv, -1.5], [nan, 0.5, xv, yv, 0.0], [zv, 2.0, xv, yv.T.copy().T, 1.0]):
+    for args in ([zv, 0.5, xv, yv, -1.5], [nan, 0.5, xv, yv, 0.0],
+                 [zv, 2.0, xv, np.asfortranarray(yv), 1.0]):
         assert_same(f(*args), ref(*args))
     assert np.isnan(f(nan, 0.5, xv, yv, 0.0)[0][1, 2])
     np.testing.assert_array_equal(zv, f(zv, 0.5, xv, yv, -1.5)[1] / 2)  # z itself untouched

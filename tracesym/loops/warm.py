@@ -10,9 +10,9 @@ a step reads (shapes hoisted out of it) through the Op's `perform` on the few nu
 hold.  Each step whose shapes it finds is rewritten there; then all are lowered together on
 a thread (the C linker compiles their kernels into one module: one wrapper, one link) while
 the call goes on (`Scan.warm`), and while the function's own graph, linked on a thread of
-its own since the function was made (`Function`), still compiles.  A scan whose shapes depend on what the function computes,
-or were told wrong, specialises as it runs, as before; the call waits for every step it
-started before it returns."""
+its own since the function was made (`Function`), still compiles.  A scan whose shapes
+depend on what the function computes, or were told wrong, specialises as it runs, as
+before; the call waits for every step it started before it returns."""
 
 from __future__ import annotations
 

@@ -611,7 +611,8 @@ def render_dispatch(pointers: int, names) -> tuple[str, str]:
     instead of two per kernel: cffi's wrapper of an exported function costs gcc about 4 ms,
     W5's function held 18 of them."""
     ps = ", ".join(f"p{i}" for i in range(pointers))
-    params = f"int k, const int64_t *meta, int64_t n, {', '.join(f'char *p{i}' for i in range(pointers))}"
+    params = "int k, const int64_t *meta, int64_t n, " + ", ".join(
+        f"char *p{i}" for i in range(pointers))
     src = [f'__attribute__((optimize("O1"))) int {dispatcher(pointers)}({params})', "{",
            "  switch (k) {"]
     src += [f"  case {kernel_id(n)}: return meta ? {n}_strided(meta, {ps}) : {n}_contig(n, {ps});"

@@ -46,9 +46,9 @@ def eligible(kinds, n_nodes, out_slots, made) -> bool:
     """Whether one entry can run the whole schedule: every node is an elementwise or reduction
     kernel, a product through CBLAS, a view or a concatenation (`entry_kind`), and every
     output is made by one of them other than a view (in `made`); an output returned twice
-    is then copied (a "copy" node of the program).  The entry gives every node a buffer of its own, so the outputs are new
-    arrays even where a node is in place (`destroy_map`): its input is then left as it was,
-    which no later node reads."""
+    is then copied (a "copy" node of the program).  The entry gives every node a buffer of
+    its own, so the outputs are new arrays even where a node is in place (`destroy_map`):
+    its input is then left as it was, which no later node reads."""
     return (n_nodes > 0 and all(kinds.get(k, ("",))[0] in ("elemwise", "reduce", "view", "concat")
                                 or kinds.get(k) in BLAS_KINDS or _gemm_of(kinds.get(k))
                                 for k in range(n_nodes))
@@ -84,8 +84,8 @@ def _gemm_of(kind) -> str | None:
     `gemm.py` gives it a step), else None."""
     if kind is None or kind[0] != "op" or type(kind[1].op) is not Gemm:
         return None
-    dt = kind[1].outputs[0].dtype
     node = kind[1]
+    dt = node.outputs[0].dtype
     return dt if ("matmul", dt) in BLAS_KINDS and all(
         v.dtype == dt for v in node.inputs) and blas.cblas() is not None else None
 
@@ -113,11 +113,13 @@ def blas_meta(a, b):
 def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = False
            ) -> tuple[str, str]:
     """(C source, cdef) of `ts_entry<tag>(m, t, i0.., o0..)`, and with `loop` of
-    `ts_entry<tag>_loop`, which calls it for the steps of a loop (`render_loop`).  `program`: per node (kind, kernel
-    key, input slots, output slots); `names`: kernel key -> C name; `tag` tells apart the
-    entries of several schedules in one module (their tables and BLAS pointers too).  m[k] is node k's
-    metadata: for an elementwise node [1, n] (contiguous loop over n elements) or [0, strided
-    metadata...]; t[j] the pointer of the j-th other slot (in order of `table_slots`).
+    `ts_entry<tag>_loop`, which calls it for the steps of a loop (`render_loop`).
+    `program`: per node (kind, kernel key, input slots, output slots); `names`: kernel key
+    -> C name; `tag` tells apart the entries of several schedules in one module (their
+    tables and BLAS pointers too).  m[k] is node k's metadata: for an elementwise node
+    [1, n] (contiguous loop over n elements) or [0, strided metadata...], for the others
+    what `make_plan` says; t[j] the pointer of the j-th other slot (in order of
+    `table_slots`).
 
     The nodes are a table of numbers the entry walks (`ts_prog`: a case per kind and number of
     pointers, the kernel, the pointers' slots), with the kernels in tables of function
@@ -175,8 +177,8 @@ def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = Fals
             call = (f"{{ const {t} beta = *(const {t} *)p[c[6]];\n"
                     "        if (beta == 0) { s = 3; break; }\n"
                     "        memcpy(p[c[7]], p[c[2]], m[k][7]);\n"
-                    f"        ts{blas_tag}_gemm_{arg}(m[k], *(const {t} *)p[c[3]], (void *)p[c[4]], "
-                    "(void *)p[c[5]], beta, (void *)p[c[7]]); }")
+                    f"        ts{blas_tag}_gemm_{arg}(m[k], *(const {t} *)p[c[3]], "
+                    "(void *)p[c[4]], (void *)p[c[5]], beta, (void *)p[c[7]]); }")
             n = 6
         elif kind == "view":  # m[k][0]: the view's byte offset in its input
             call = "p[c[3]] = p[c[2]] + m[k][0];"
@@ -190,7 +192,8 @@ def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = Fals
                     f"        for (int j = 0; j < {n - 1}; j++) {{\n"
                     "          const char *a = p[c[2 + j]];\n"
                     "          const int64_t b = m[k][2 + j];\n"
-                    "          for (int64_t r = 0; r < m[k][0]; r++) memcpy(o + r * m[k][1], a + r * b, b);\n"
+                    "          for (int64_t r = 0; r < m[k][0]; r++)\n"
+                    "            memcpy(o + r * m[k][1], a + r * b, b);\n"
                     "          o += b;\n        } }")
         else:
             n = arg

@@ -491,7 +491,8 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
                 shape, meta = known
                 outs = [_out_buffer(cached, j, shape, dt) if private[j] else np.empty(shape, dt)
                         for j, dt in enumerate(out_dts)]
-                status = call(kid, meta, 0, *[_ptr(fb, a) for a in args], *[_ptr(fb, o) for o in outs])
+                status = call(kid, meta, 0, *[_ptr(fb, a) for a in args],
+                              *[_ptr(fb, o) for o in outs])
                 if status:
                     _raise(status)
                 return outs
@@ -502,7 +503,8 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             if 0 in shape:
                 return outs
             if all(args[i].flags.c_contiguous for i in arrays):
-                status = call(kid, null, math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
+                status = call(kid, null, math.prod(shape), *[fb(a) for a in args],
+                              *[fb(o) for o in outs])
                 if status:
                     _raise(status)
                 return outs
@@ -535,7 +537,8 @@ def _elemwise_step(node, lib, ffi, name, prog, scalars, nd, private, trusted):
             return outs
         if all(args[i].shape == shape and args[i].flags.c_contiguous for i in arrays) and all(
                 o.shape == shape and o.flags.c_contiguous for o in outs):
-            status = call(kid, null, math.prod(shape), *[fb(a) for a in args], *[fb(o) for o in outs])
+            status = call(kid, null, math.prod(shape), *[fb(a) for a in args],
+                          *[fb(o) for o in outs])
             if status:
                 _raise(status)
             return outs
