@@ -31,3 +31,8 @@ class Slots:
             i = self._index[id(v)] = len(self.init)
             self.init.append(v.data if isinstance(v, Constant) else None)
         return i
+
+    def extra(self) -> int:
+        """A new slot that holds no variable (a copy of another slot's value)."""
+        self.init.append(None)
+        return len(self.init) - 1

@@ -147,7 +147,7 @@ def render(program, names, in_slots, out_slots, tag: str = "", loop: bool = Fals
         prog += [cases.index(case), fn] + [pos[s] for s in ins + outs]
     params = ", ".join(["int64_t **m", "char **t"] + [f"char *i{j}" for j in range(len(in_slots))]
                        + [f"char *o{j}" for j in range(len(out_slots))])
-    gemm = any(kind in ("matmul", "gemm") for kind, *_ in cases)
+    gemm = uses_blas(program)
     blas_tag = blas_prefix(tag)
     src = [blas.decls(blas_tag)] if gemm else []
     src.append("typedef void (*ts_any)(void);")

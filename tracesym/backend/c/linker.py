@@ -295,9 +295,9 @@ class _Planned:
             outs = []
             for s in out_slots:  # an output returned again: a copy, in a slot of its own
                 if s in outs:
-                    program.append(("copy", None, [s], [len(slot_of.init)]))
-                    s = len(slot_of.init)
-                    slot_of.init.append(None)
+                    copy = slot_of.extra()
+                    program.append(("copy", None, [s], [copy]))
+                    s = copy
                 outs.append(s)
             self.whole = (tag, program, self.in_slots, outs, graph.looped)
 
